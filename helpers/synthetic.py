@@ -1,0 +1,152 @@
+"""Draw the bundled face photo into video frames, with the true face box known.
+
+The photo is matplotlib's sample ``grace_hopper.jpg`` (a U.S. Navy portrait of Rear
+Admiral Grace Hopper, a work of the U.S. federal government and so in the public
+domain). It ships inside every matplotlib install, so tests, the demo dataset and the
+benchmarks can make face videos offline.
+
+Everything here is a small pure function on numpy arrays, apart from
+``write_video`` and ``load_face_photo``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+#: Face box (x, y, w, h) of the frontal-face Haar cascade in ``grace_hopper.jpg`` (512x600),
+#: measured with scaleFactor 1.1, minNeighbors 6; ``tests/test_synthetic.py`` re-measures it.
+PHOTO_FACE_BOX: tuple[int, int, int, int] = (155, 105, 222, 222)
+
+#: How much of the photo around the face box is pasted (head, hair and collar), in face widths.
+_HEAD_MARGIN = 0.45
+
+
+def face_photo_path() -> Path:
+    """Path of ``grace_hopper.jpg`` inside the installed matplotlib."""
+    from matplotlib import cbook
+
+    return Path(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+
+
+@lru_cache(maxsize=1)
+def load_face_photo() -> np.ndarray:
+    """The face photo as a BGR uint8 array (600 x 512 x 3), read once per process."""
+    path = face_photo_path()
+    photo = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if photo is None:
+        raise FileNotFoundError(f"could not read the face photo {path}; is matplotlib installed?")
+    photo.setflags(write=False)
+    return photo
+
+
+def head_patch(photo: np.ndarray, face_box: tuple[int, int, int, int] = PHOTO_FACE_BOX) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+    """Cut the head out of ``photo``: the patch and the face box inside it."""
+    x, y, w, h = face_box
+    m = int(round(_HEAD_MARGIN * w))
+    x0, y0 = max(0, x - m), max(0, y - m)
+    x1, y1 = min(photo.shape[1], x + w + m), min(photo.shape[0], y + h + m)
+    return photo[y0:y1, x0:x1], (float(x - x0), float(y - y0), float(w), float(h))
+
+
+def soft_ellipse_mask(height: int, width: int, feather: float = 0.15) -> np.ndarray:
+    """A float32 alpha mask in [0, 1]: 1 inside an ellipse filling the patch, fading at its rim."""
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    r = np.sqrt(((xx + 0.5) / width * 2 - 1) ** 2 + ((yy + 0.5) / height * 2 - 1) ** 2)
+    return np.clip((1.0 - r) / feather, 0.0, 1.0)
+
+
+def place_face(
+    background: np.ndarray,
+    center: tuple[float, float],
+    face_width: float,
+    angle: float = 0.0,
+    photo: np.ndarray | None = None,
+) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+    """Paste the head into a copy of ``background`` (BGR uint8).
+
+    ``center`` is where the face box's centre lands (pixels), ``face_width`` the face
+    box's width in pixels and ``angle`` an in-plane rotation in degrees
+    (counter-clockwise) about the face centre. Returns the frame and the true face box
+    (x, y, w, h) in frame pixels (the unrotated box, which a detector sees for small angles).
+    """
+    patch, (fx, fy, fw, fh) = head_patch(load_face_photo() if photo is None else photo)
+    scale = face_width / fw
+    cx, cy = center
+    # One affine map: patch pixels -> frame pixels, scaling and rotating about the face centre.
+    rot = cv2.getRotationMatrix2D((fx + fw / 2, fy + fh / 2), angle, scale)
+    rot[0, 2] += cx - (fx + fw / 2)
+    rot[1, 2] += cy - (fy + fh / 2)
+    # Warp only into the rectangle the head can cover: compositing a whole 720p frame is slow.
+    ph, pw = patch.shape[:2]
+    corners = cv2.transform(np.float32([[[0, 0], [pw, 0], [0, ph], [pw, ph]]]), rot)[0]
+    h, w = background.shape[:2]
+    x0, y0 = (max(0, int(np.floor(v))) for v in corners.min(axis=0))
+    x1, y1 = int(np.ceil(corners[:, 0].max())), int(np.ceil(corners[:, 1].max()))
+    x1, y1 = min(w, x1), min(h, y1)
+    frame = background.copy()
+    if x1 > x0 and y1 > y0:
+        rot[:, 2] -= (x0, y0)
+        size = (x1 - x0, y1 - y0)
+        warped = cv2.warpAffine(patch, rot, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        alpha = cv2.warpAffine(soft_ellipse_mask(ph, pw), rot, size, flags=cv2.INTER_LINEAR)
+        alpha = alpha.reshape(alpha.shape + (1,) * (warped.ndim - 2))
+        roi = frame[y0:y1, x0:x1].astype(np.float32)
+        frame[y0:y1, x0:x1] = np.clip(warped * alpha + roi * (1 - alpha), 0, 255).astype(np.uint8)
+    box = (cx - face_width / 2, cy - fh * scale / 2, face_width, fh * scale)
+    return frame, box
+
+
+def gradient_background(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
+    """A smooth random colour gradient with a few soft blobs and mild grain: a varied 'room'."""
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    c0, c1 = rng.uniform(30, 220, size=(2, 3)).astype(np.float32)
+    direction = rng.uniform(0, 2 * np.pi)
+    t = (np.cos(direction) * xx / width + np.sin(direction) * yy / height)
+    t = (t - t.min()) / max(float(np.ptp(t)), 1e-6)
+    img = c0[None, None, :] * (1 - t[..., None]) + c1[None, None, :] * t[..., None]
+    for _ in range(int(rng.integers(2, 5))):
+        bx, by = rng.uniform(0, width), rng.uniform(0, height)
+        radius = rng.uniform(0.08, 0.25) * max(height, width)
+        blob = np.exp(-(((xx - bx) ** 2 + (yy - by) ** 2) / (2 * radius**2)))
+        img += blob[..., None] * rng.uniform(-50, 50, size=3).astype(np.float32)
+    img += rng.normal(0, 3, size=img.shape).astype(np.float32)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def box_iou(a: tuple[float, float, float, float] | np.ndarray, b: tuple[float, float, float, float] | np.ndarray) -> float:
+    """Intersection over union of two (x, y, w, h) boxes; 0 when either is empty."""
+    ax, ay, aw, ah = (float(v) for v in a)
+    bx, by, bw, bh = (float(v) for v in b)
+    iw = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
+    ih = max(0.0, min(ay + ah, by + bh) - max(ay, by))
+    inter = iw * ih
+    union = aw * ah + bw * bh - inter
+    return inter / union if union > 0 else 0.0
+
+
+def write_video(path: str | Path, frames, fps: float, fourcc: str = "mp4v") -> int:
+    """Write BGR (or grayscale) uint8 frames to ``path`` with OpenCV; returns the frame count.
+
+    ``frames`` may be any iterable, so long clips never need to be held in memory.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = None
+    count = 0
+    try:
+        for frame in frames:
+            if writer is None:
+                h, w = frame.shape[:2]
+                writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), float(fps), (w, h), frame.ndim == 3)
+                if not writer.isOpened():
+                    raise OSError(f"OpenCV could not open a video writer for {path} (fourcc {fourcc!r})")
+            writer.write(np.ascontiguousarray(frame))
+            count += 1
+    finally:
+        if writer is not None:
+            writer.release()
+    return count
