@@ -1,0 +1,123 @@
+"""The prepared cache: one small file per clip plus a manifest.
+
+Layout of a cache folder::
+
+    CACHE/
+      manifest.json          # settings, one entry per clip, summary (see ``read_manifest``)
+      clips/<clip stem>.npz  # faces uint8 [n, s, s], found bool [n], boxes float32 [n, 4],
+                             # frame_indices int64 [n], fps float64 scalar
+
+A clip entry in ``manifest["clips"][clip_name]`` (``clip_name`` is the file name, e.g.
+``J4GQm9j0JZ0.003.mp4``) holds: ``split`` ("train", "validation", "test" or None),
+``status`` ("prepared", "no_face" or "unreadable"), ``file`` (path of the .npz relative to
+the cache, or None), ``labels`` (trait -> float, or None), ``n_frames``, ``n_found``,
+``fps``, ``error`` and ``warning`` (text or None).
+
+Every file is written atomically (a temporary name in the same folder, then a rename),
+so an interrupted run never leaves a half-written file under its final name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MANIFEST_NAME = "manifest.json"
+CLIPS_DIR = "clips"
+MANIFEST_VERSION = 1
+
+#: Arrays every cache file holds, with their dtype kind and number of dimensions.
+CACHE_ARRAYS: dict[str, tuple[str, int]] = {
+    "faces": ("u", 3),
+    "found": ("b", 1),
+    "boxes": ("f", 2),
+    "frame_indices": ("i", 1),
+    "fps": ("f", 0),
+}
+
+
+class CacheFileError(ValueError):
+    """A cache file is missing, unreadable or malformed; the message names it."""
+
+
+def clip_cache_path(cache_dir: Path, clip_name: str) -> Path:
+    """Where the cache file of ``clip_name`` (e.g. ``abc.003.mp4``) lives."""
+    return Path(cache_dir) / CLIPS_DIR / (Path(clip_name).stem + ".npz")
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Call ``write(file_object)`` on a temporary file beside ``path``, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_clip_cache(path: Path, faces: np.ndarray, found: np.ndarray, boxes: np.ndarray,
+                    frame_indices: np.ndarray, fps: float) -> None:
+    """Write one clip's face sequence to ``path`` (.npz), atomically."""
+    arrays = {
+        "faces": np.asarray(faces, dtype=np.uint8),
+        "found": np.asarray(found, dtype=bool),
+        "boxes": np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
+        "frame_indices": np.asarray(frame_indices, dtype=np.int64),
+        "fps": np.float64(fps),
+    }
+    _atomic_write(Path(path), lambda f: np.savez(f, **arrays))
+
+
+def load_clip_cache(path: Path) -> dict[str, np.ndarray]:
+    """Read and check one cache file; raises ``CacheFileError`` naming it if it is damaged."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in CACHE_ARRAYS if name in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        raise CacheFileError(f"cache file {path} cannot be read ({exc}); delete it and re-run prepare") from exc
+    missing = sorted(set(CACHE_ARRAYS) - set(arrays))
+    if missing:
+        raise CacheFileError(f"cache file {path} lacks {missing}; delete it and re-run prepare")
+    for name, (kind, ndim) in CACHE_ARRAYS.items():
+        a = arrays[name]
+        if a.dtype.kind != kind or a.ndim != ndim:
+            raise CacheFileError(f"cache file {path}: '{name}' has dtype {a.dtype} and {a.ndim} dims, "
+                                 f"expected kind {kind!r} and {ndim} dims; re-run prepare")
+    n = len(arrays["faces"])
+    faces = arrays["faces"]
+    if not (len(arrays["found"]) == len(arrays["boxes"]) == len(arrays["frame_indices"]) == n) \
+            or arrays["boxes"].shape[1:] != (4,) or faces.shape[1] != faces.shape[2]:
+        raise CacheFileError(f"cache file {path} has inconsistent array shapes; re-run prepare")
+    return arrays
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write ``obj`` as indented JSON to ``path``, atomically."""
+    text = json.dumps(obj, indent=2, sort_keys=False).encode("utf-8")
+    _atomic_write(Path(path), lambda f: f.write(text))
+
+
+def read_manifest(cache_dir: Path) -> dict[str, Any]:
+    """Load ``CACHE/manifest.json``; a clear error when the folder is not a prepared cache."""
+    path = Path(cache_dir) / MANIFEST_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: run `python -m helpers prepare SOURCE --out {cache_dir}` first")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CacheFileError(f"manifest {path} cannot be read ({exc}); re-run prepare to rebuild it") from exc
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("clips"), dict):
+        raise CacheFileError(f"manifest {path} has no 'clips' table; re-run prepare to rebuild it")
+    return manifest
