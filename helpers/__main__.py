@@ -61,9 +61,24 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_notebooks(args: argparse.Namespace) -> int:
+    from helpers.series import execute_series, notebook_paths, record_versions, repo_root
+
+    paths = [Path(p) for p in args.paths] if args.paths else notebook_paths()
+    if not paths:
+        print("no numbered notebooks found in notebooks/", file=sys.stderr)
+        return 1
+    total = sum(run.seconds for run in execute_series(paths, timeout=args.timeout))
+    print(f"{'all notebooks':<40} {total:6.1f} s")
+    versions = record_versions(repo_root() / "notebooks" / "versions.json")
+    print("package versions recorded in notebooks/versions.json:", ", ".join(f"{k} {v}" for k, v in versions.items()))
+    print("open them with:  .venv/bin/jupyter lab notebooks/")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m helpers``."""
-    parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m helpers", description="Apparent personality from face videos: the tutorial series' command line.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("demo-data", help="write the synthetic demo dataset (First Impressions layout)")
@@ -98,6 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("video", help="video file")
     p.add_argument("--model", required=True, help="run folder written by train")
     p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("notebooks", help="execute the numbered notebooks in place (outputs saved)")
+    p.add_argument("paths", nargs="*", help="notebooks to run (default: notebooks/NN_*.ipynb in order)")
+    p.add_argument("--timeout", type=int, default=900, help="seconds allowed per cell (default 900)")
+    p.set_defaults(func=_cmd_notebooks)
     return parser
 
 

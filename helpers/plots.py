@@ -1,0 +1,166 @@
+"""The pictures the notebooks show: small matplotlib functions on numpy arrays.
+
+Each function draws into a new figure (or a given axes) and returns the figure, so a
+notebook cell can end with the call and show the picture.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import cv2
+import matplotlib.pyplot as plt
+import numpy as np
+
+from helpers import TRAITS
+
+
+def _as_rgb(frame: np.ndarray) -> np.ndarray:
+    """OpenCV frames are BGR (or grayscale); matplotlib wants RGB."""
+    if frame.ndim == 2:
+        return cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB)
+    return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+
+
+def frame_grid(frames: Sequence[np.ndarray], titles: Sequence[str] | None = None, columns: int = 4,
+               width: float = 12.0) -> plt.Figure:
+    """Show frames (BGR or grayscale uint8) in a grid, with optional titles."""
+    rows = max(1, int(np.ceil(len(frames) / columns)))
+    h, w = frames[0].shape[:2]
+    fig, axes = plt.subplots(rows, columns, figsize=(width, width / columns * rows * h / w + 0.3 * rows),
+                             squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < len(frames):
+            ax.imshow(_as_rgb(frames[i]))
+            if titles is not None:
+                ax.set_title(titles[i], fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def draw_box(frame: np.ndarray, box: Sequence[float], found: bool = True, thickness: int = 3,
+             label: str | None = None) -> np.ndarray:
+    """A copy of ``frame`` (BGR) with box (x, y, w, h) drawn: green if detected, orange if filled in."""
+    out = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR) if frame.ndim == 2 else frame.copy()
+    x, y, w, h = (int(round(v)) for v in box)
+    colour = (60, 200, 60) if found else (0, 140, 255)
+    cv2.rectangle(out, (x, y), (x + w, y + h), colour, thickness)
+    if label:
+        cv2.putText(out, label, (x, max(12, y - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.5 * thickness / 2, colour,
+                    max(1, thickness - 1), cv2.LINE_AA)
+    return out
+
+
+def face_montage(faces: np.ndarray, found: np.ndarray | None = None, columns: int = 8,
+                 titles: Sequence[str] | None = None, width: float = 12.0) -> plt.Figure:
+    """Show grayscale crops [n, s, s] in a grid; crops without a detection get an orange frame."""
+    n = len(faces)
+    rows = max(1, int(np.ceil(n / columns)))
+    fig, axes = plt.subplots(rows, columns, figsize=(width, width / columns * rows * 1.12), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if i >= n:
+            ax.axis("off")
+            continue
+        ax.imshow(faces[i], cmap="gray", vmin=0, vmax=255)
+        missing = found is not None and not bool(found[i])
+        for spine in ax.spines.values():
+            spine.set_edgecolor("#ff8c00" if missing else "#cccccc")
+            spine.set_linewidth(3 if missing else 1)
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def index_timelines(rows: Mapping[str, np.ndarray], n_source: int, width: float = 12.0) -> plt.Figure:
+    """Draw, per strategy, which source frame fills each output position (-1 = padding).
+
+    ``rows`` maps a strategy name to an int array of source indices, one per output position.
+    Repeated source frames are drawn in red, padding as grey gaps: the picture shows at a
+    glance how each way of fixing the length treats a clip of ``n_source`` frames.
+    """
+    fig, axes = plt.subplots(len(rows), 1, figsize=(width, 1.3 * len(rows) + 0.6), squeeze=False, sharex=True)
+    for ax, (name, idx) in zip(axes[:, 0], rows.items()):
+        idx = np.asarray(idx)
+        positions = np.arange(len(idx))
+        real = idx >= 0
+        seen: set[int] = set()
+        repeat = np.zeros(len(idx), dtype=bool)
+        for p, i in enumerate(idx):
+            if i >= 0:
+                repeat[p] = int(i) in seen
+                seen.add(int(i))
+        ax.scatter(positions[real & ~repeat], idx[real & ~repeat], s=14, color="#1f77b4", label="source frame")
+        ax.scatter(positions[real & repeat], idx[real & repeat], s=14, color="#d62728", label="repeated frame")
+        ax.scatter(positions[~real], np.full((~real).sum(), -0.05 * n_source), s=14, marker="s", color="#999999",
+                   label="zero padding (masked)")
+        ax.set_ylim(-0.12 * n_source, n_source * 1.05)
+        ax.set_ylabel("source\nframe")
+        ax.set_title(f"{name}: {int(real.sum())} real positions, {int(repeat.sum())} repeats, "
+                     f"{int((~real).sum())} padded", fontsize=10, loc="left")
+    axes[-1, 0].set_xlabel("position in the fixed-length sequence")
+    handles, labels = [], []
+    for ax in axes[:, 0]:
+        for h, l in zip(*ax.get_legend_handles_labels()):
+            if l not in labels:
+                handles.append(h)
+                labels.append(l)
+    fig.legend(handles, labels, loc="upper right", fontsize=8, ncol=3)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    return fig
+
+
+def label_histograms(labels: Mapping[str, Sequence[float]], bins: int = 20, width: float = 14.0) -> plt.Figure:
+    """One histogram per trait of scores in [0, 1], with the mean marked."""
+    names = [t for t in TRAITS if t in labels] + [t for t in labels if t not in TRAITS]
+    fig, axes = plt.subplots(1, len(names), figsize=(width, 2.8), sharey=True, squeeze=False)
+    for ax, name in zip(axes[0], names):
+        values = np.asarray(labels[name], dtype=float)
+        ax.hist(values, bins=bins, range=(0, 1), color="#4c72b0")
+        ax.axvline(values.mean(), color="k", ls="--", lw=1)
+        ax.set_title(f"{name}\nmean {values.mean():.2f}, sd {values.std():.2f}", fontsize=9)
+        ax.set_xlim(0, 1)
+    axes[0, 0].set_ylabel("clips")
+    fig.tight_layout()
+    return fig
+
+
+def training_curves(history: Mapping[str, Sequence[float]], baseline: float | None = None,
+                    metric: str = "loss", width: float = 7.0) -> plt.Figure:
+    """Training and validation curves of ``metric`` per epoch, with an optional baseline line."""
+    fig, ax = plt.subplots(figsize=(width, 3.6))
+    epochs = np.arange(1, len(history[metric]) + 1)
+    ax.plot(epochs, history[metric], "o-", label=f"training {metric}")
+    if f"val_{metric}" in history:
+        ax.plot(epochs, history[f"val_{metric}"], "o-", label=f"validation {metric}")
+    if baseline is not None:
+        ax.axhline(baseline, color="grey", ls="--", label="train-mean baseline")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(metric)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def prediction_scatter(y_true: np.ndarray, y_pred: np.ndarray, baseline: np.ndarray | None = None,
+                       traits: Sequence[str] = TRAITS, width: float = 15.0) -> plt.Figure:
+    """Predicted against true score per trait; the diagonal is perfect, the dashed line the baseline."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    fig, axes = plt.subplots(1, len(traits), figsize=(width, width / len(traits) + 0.6), squeeze=False)
+    for k, (ax, name) in enumerate(zip(axes[0], traits)):
+        ax.scatter(y_true[:, k], y_pred[:, k], s=12, alpha=0.7)
+        ax.plot([0, 1], [0, 1], color="k", lw=0.8)
+        if baseline is not None:
+            ax.axhline(float(baseline[k]), color="grey", ls="--", lw=1)
+        mae = float(np.mean(np.abs(y_true[:, k] - y_pred[:, k])))
+        ax.set_title(f"{name}\nMAE {mae:.3f}", fontsize=9)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_aspect("equal")
+        ax.set_xlabel("true")
+    axes[0, 0].set_ylabel("predicted")
+    fig.tight_layout()
+    return fig
