@@ -1,0 +1,226 @@
+"""Open a clip, read its properties and read chosen frames, in one sequential pass.
+
+Reading a video is the slow, error-prone step of the pipeline, so this module:
+
+- names the file in every error (``VideoReadError``) and says what to try;
+- treats the container's frame count as an *estimate*: headers can be 0, unknown or
+  too large (a truncated download), so the indices returned are always frames that
+  really decoded;
+- reads only the wanted frames: ``cap.grab()`` walks every frame (it still decodes,
+  codecs need the previous frames), but only the wanted ones are ``retrieve()``-d and
+  converted, and nothing else is kept in memory.
+
+Typical use::
+
+    frames, indices = read_uniform_frames("clip.mp4", 32)   # grayscale, uniform over the clip
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+#: Frame rate assumed when the header has none (0, negative or NaN); most webcam and
+#: YouTube footage, First Impressions included, is 30 fps.
+DEFAULT_FPS = 30.0
+
+
+class VideoReadError(OSError):
+    """A clip that cannot be opened or from which no frame decodes."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the container says about a clip (``frame_count`` is an estimate, see below)."""
+
+    path: Path
+    fps: float
+    width: int
+    height: int
+    #: Frames in the clip: the header's figure (which may be too large for a truncated
+    #: file) or, when the header has none, counted by grabbing through the file.
+    frame_count: int
+    #: True when ``frame_count`` was counted by decoding, not read from the header.
+    frame_count_counted: bool = False
+    #: False when the header had no usable frame rate and ``DEFAULT_FPS`` was used.
+    fps_from_header: bool = True
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds, from ``frame_count`` and ``fps``."""
+        return self.frame_count / self.fps
+
+
+def open_video(path: str | Path) -> cv2.VideoCapture:
+    """Open ``path`` with OpenCV, raising ``VideoReadError`` naming the file if it cannot be."""
+    path = Path(path)
+    # OpenCV only answers "not opened"; check the common causes first to say which one.
+    if not path.exists():
+        raise VideoReadError(f"video file not found: {path}; check the path and the dataset download")
+    if path.is_dir():
+        raise VideoReadError(f"{path} is a directory, not a video file; pass the path of one clip")
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        cap.release()
+        raise VideoReadError(
+            f"OpenCV could not open {path} (empty, truncated or not a video?); "
+            "re-download the clip or check it plays, e.g. with ffprobe"
+        )
+    return cap
+
+
+def _header_fps(cap: cv2.VideoCapture, path: Path) -> tuple[float, bool]:
+    """The header's frame rate, or ``DEFAULT_FPS`` with a warning when it is unusable."""
+    fps = float(cap.get(cv2.CAP_PROP_FPS))
+    if math.isfinite(fps) and fps > 0:
+        return fps, True
+    warnings.warn(f"{path} has no usable frame rate in its header ({fps}); assuming {DEFAULT_FPS} fps", stacklevel=3)
+    return DEFAULT_FPS, False
+
+
+def _header_frame_count(cap: cv2.VideoCapture) -> int:
+    """The header's frame count, or 0 when it has none (OpenCV answers 0, -1 or -2**63)."""
+    count = float(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    return int(count) if math.isfinite(count) and count > 0 else 0
+
+
+def count_frames(path: str | Path) -> int:
+    """Count the frames that really decode, by grabbing through the whole file."""
+    cap = open_video(path)
+    try:
+        n = 0
+        while cap.grab():
+            n += 1
+        return n
+    finally:
+        cap.release()
+
+
+def read_video_info(path: str | Path) -> VideoInfo:
+    """Read fps, size and frame count; counts frames by decoding only when the header has no count."""
+    path = Path(path)
+    cap = open_video(path)
+    try:
+        fps, fps_ok = _header_fps(cap, path)
+        width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+        height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        n = _header_frame_count(cap)
+    finally:
+        cap.release()
+    counted = n == 0
+    if counted:
+        n = count_frames(path)
+        if n == 0:
+            raise VideoReadError(f"no frame of {path} could be decoded; the file is empty or damaged, re-download it")
+    return VideoInfo(path, fps, width, height, n, frame_count_counted=counted, fps_from_header=fps_ok)
+
+
+def uniform_frame_indices(n_frames: int, num: int) -> np.ndarray:
+    """``num`` frame indices spread evenly over ``n_frames`` frames: the middle of ``num`` equal parts.
+
+    Middles rather than ``linspace(0, n - 1)`` keep away from the first and last frames,
+    which are often fades. When the clip is shorter than ``num``, every frame once (fewer rows).
+    Gaps between consecutive indices are ``floor(n / num)`` or ``ceil(n / num)``.
+    """
+    if n_frames < 0 or num < 0:
+        raise ValueError(f"n_frames and num must be >= 0, got {n_frames} and {num}")
+    if n_frames <= num:
+        return np.arange(n_frames, dtype=np.int64)
+    # Integer arithmetic: floor((2i + 1) * n / (2 * num)) is exact and strictly increasing.
+    return (2 * np.arange(num, dtype=np.int64) + 1) * n_frames // (2 * num)
+
+
+def contiguous_frame_indices(n_frames: int, num: int, start: int = 0) -> np.ndarray:
+    """``num`` consecutive frame indices from ``start``, cut short at the end of the clip."""
+    if n_frames < 0 or num < 0 or start < 0:
+        raise ValueError(f"n_frames, num and start must be >= 0, got {n_frames}, {num} and {start}")
+    return np.arange(start, min(start + num, n_frames), dtype=np.int64)
+
+
+def _stack(frames: list[np.ndarray], grayscale: bool, width: int, height: int) -> np.ndarray:
+    """Stack frames into one array; an empty (0, h, w[, 3]) array when there are none."""
+    if frames:
+        return np.stack(frames)
+    return np.zeros((0, height, width) if grayscale else (0, height, width, 3), np.uint8)
+
+
+def _read_pass(path: Path, wanted: np.ndarray, grayscale: bool) -> tuple[np.ndarray, np.ndarray, int | None]:
+    """One sequential pass: (frames, indices read, frames decoded if decoding ended early else None)."""
+    cap = open_video(path)
+    frames: list[np.ndarray] = []
+    got: list[int] = []
+    ended_at: int | None = None
+    try:
+        width, height = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        wanted_set = set(wanted.tolist())
+        last = int(wanted[-1]) if len(wanted) else -1
+        for index in range(last + 1):  # stop after the last wanted frame: no need to decode the rest
+            if not cap.grab():
+                ended_at = index
+                break
+            if index not in wanted_set:
+                continue  # grabbed (decoded) but never retrieved or converted: the saving
+            ok, frame = cap.retrieve()
+            if not ok:
+                ended_at = index
+                break
+            if grayscale and frame.ndim == 3:
+                frame = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+            elif not grayscale and frame.ndim == 2:
+                frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+            frames.append(frame)
+            got.append(index)
+    finally:
+        cap.release()
+    if ended_at == 0:
+        raise VideoReadError(f"no frame of {path} could be decoded; the file is empty or damaged, re-download it")
+    return _stack(frames, grayscale, width, height), np.asarray(got, dtype=np.int64), ended_at
+
+
+def read_frames(path: str | Path, indices, grayscale: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Read only the frames at ``indices`` in one pass: (frames [k, h, w] or [k, h, w, 3], indices read).
+
+    Indices are sorted and de-duplicated. If decoding ends before some of them (a
+    truncated clip), returns the frames that did decode with a warning; if no frame
+    decodes at all, raises ``VideoReadError``.
+    """
+    path = Path(path)
+    wanted = np.unique(np.asarray(indices, dtype=np.int64))
+    if len(wanted) and wanted[0] < 0:
+        raise ValueError(f"frame indices must be >= 0, got {int(wanted[0])}")
+    frames, got, ended_at = _read_pass(path, wanted, grayscale)
+    if ended_at is not None:
+        warnings.warn(
+            f"{path}: decoding ended after {ended_at} frames, so {len(wanted) - len(got)} of "
+            f"{len(wanted)} wanted frames were not read; the clip may be truncated",
+            stacklevel=2,
+        )
+    return frames, got
+
+
+def read_uniform_frames(path: str | Path, num: int, grayscale: bool = True) -> tuple[np.ndarray, np.ndarray, VideoInfo]:
+    """Read ``num`` frames spread uniformly over the clip: (frames, indices, info).
+
+    The header's frame count is trusted first (one pass). If decoding ends before it
+    (a truncated file or a wrong header), some wanted frames were never reached, so the
+    choice is redone over the frames that really decoded and read again (a second pass):
+    a clip that decodes short still gets uniform coverage. ``info.frame_count`` is then
+    corrected to the decoded count. Clips shorter than ``num`` give every frame once.
+    """
+    path = Path(path)
+    info = read_video_info(path)
+    frames, got, ended_at = _read_pass(path, uniform_frame_indices(info.frame_count, num), grayscale)
+    if ended_at is not None:
+        warnings.warn(
+            f"{path}: only {ended_at} of the {info.frame_count} frames in its header decode "
+            "(truncated or damaged file?); sampling uniformly over the decoded frames",
+            stacklevel=2,
+        )
+        info = VideoInfo(info.path, info.fps, info.width, info.height, ended_at, True, info.fps_from_header)
+        frames, got, _ = _read_pass(path, uniform_frame_indices(ended_at, num), grayscale)
+    return frames, got, info
