@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from helpers import TRAITS
+from helpers.sequences import repeat_mask
 
 
 def _as_rgb(frame: np.ndarray) -> np.ndarray:
@@ -86,13 +87,7 @@ def index_timelines(rows: Mapping[str, np.ndarray], n_source: int, width: float 
     for ax, (name, idx) in zip(axes[:, 0], rows.items()):
         idx = np.asarray(idx)
         positions = np.arange(len(idx))
-        real = idx >= 0
-        seen: set[int] = set()
-        repeat = np.zeros(len(idx), dtype=bool)
-        for p, i in enumerate(idx):
-            if i >= 0:
-                repeat[p] = int(i) in seen
-                seen.add(int(i))
+        real, repeat = idx >= 0, repeat_mask(idx)
         ax.scatter(positions[real & ~repeat], idx[real & ~repeat], s=14, color="#1f77b4", label="source frame")
         ax.scatter(positions[real & repeat], idx[real & repeat], s=14, color="#d62728", label="repeated frame")
         ax.scatter(positions[~real], np.full((~real).sum(), -0.05 * n_source), s=14, marker="s", color="#999999",
