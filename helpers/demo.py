@@ -1,0 +1,595 @@
+"""The offline synthetic demo dataset, laid out like ChaLearn First Impressions V2.
+
+``make_demo_dataset(out_dir)`` (or ``python -m helpers demo-data DIR``) writes, from a
+seed and without any download, short mp4 clips of ONE face (matplotlib's bundled
+``grace_hopper.jpg``, drawn by ``helpers.synthetic``) whose five "personality" labels
+are functions of things you can see in a 48x48 grayscale face crop. The real dataset
+has 10,000 clips from more than 3,000 videos (people); this one has a single person, so a model
+trained on it learns the five visual factors below, not personality.
+
+Layout (the real one's, see ``data/README.md``)::
+
+    DIR/train/training80_01/J4GQm9j0JZ0.003.mp4       groups of at most 80 clips
+    DIR/validation/validation80_01/...
+    DIR/test/test80_01/...
+    DIR/annotation_training.pkl                        the real annotation format
+    DIR/annotation_validation.pkl
+    DIR/annotation_test.pkl
+    DIR/demo_factors.json                              the ground truth; training never reads it
+
+Clips are named ``<11-character video id>.<NNN>.mp4``; each id ("video") has 1-4 clips,
+all in one split. Splits are 60/20/20 like the real 6000/2000/2000.
+
+Labels. For each clip and trait an independent *noiseless score* ``s ~ Beta(7, 7)``
+(mean 0.5, std 0.129, within [0, 1]) sets one visual factor, and the label is
+``clip(s + e, 0, 1)`` with ``e ~ Normal(0, NOISE_STD = 0.02)``. The factors, with ``s``
+the trait's noiseless score:
+
+==================  ===========================================================================
+trait               visual factor (applied to the head before it is rotated and placed)
+==================  ===========================================================================
+extraversion        head roll over time: ``angle(i) = 8 deg * sin(2 pi f i / n + phase)`` for
+                    frame ``i`` of ``n``, with ``f = 1 + 5 s`` cycles per clip (1 to 6);
+                    ``phase`` is random. Every frequency gives nearly the same spread of
+                    per-frame angles, so only the motion over time tells the score: a
+                    per-frame model averaged over time cannot learn it; a sequence of 32
+                    frames spread over the clip (>= 5 samples per cycle) can.
+neuroticism         brightness: ``b = 100 s - 50`` grey levels added to the face
+agreeableness       contrast: ``c = 0.55 + 0.9 s``; face pixels ``p -> M + b + c (p - M)``,
+                    ``M`` = the photo's mean face grey level (about 119)
+conscientiousness   sharpness: Gaussian blur of the face with ``sigma = 0.035 (1 - s)`` face
+                    widths (0 to about 2 pixels of a 48x48 crop)
+openness            side shadow: the sides of the face (cheeks, temples) are darkened,
+                    ``p -> p (1 - a v(x))`` with opacity ``a = 0.8 (1 - s)`` and
+                    ``v(x) = clip((|x| - 0.55) / 0.35, 0, 1)``, ``x`` the horizontal offset
+                    from the face centre in half face widths; eyes, nose and mouth untouched
+==================  ===========================================================================
+
+``interview`` is ``clip(mean of the five labels + Normal(0, 0.02), 0, 1)``.
+
+The noise ``e`` is the *noise floor*: even a model that recovered every factor exactly
+would have an MSE of about ``0.02**2 = 0.0004`` and a mean absolute error of about
+``0.02 * sqrt(2 / pi) = 0.016`` (challenge accuracy 1 - MAE about 0.984).
+``noise_floor(DIR)`` computes it from ``demo_factors.json``.
+
+A dark band over the mouth and chin would be a more obvious "openness" cue, but the
+Haar face detector needs the lower face: over the extremes of the other factors, a
+40 %-opaque band already cut detections to about 40 % of frames, which would leak the
+label through missing faces. The side shadow leaves detection untouched (measured on
+the default 200 clips through ``helpers.faces.video_to_faces``: the face was found in
+all 6087 sampled frames where it is present, and in none of 128 frames where it is absent).
+
+Nuisance, independent of the labels (separate random streams): background
+(``synthetic.gradient_background``, one per video id), face width 70-110 px in 320x240
+frames, face position, a slow drift, clip length (30 fps; about 1 clip in 10 has 20-31
+frames, the rest 40-150) and, in 5 % of clips, a stretch of 25-50 % of the clip where
+the person has left the frame (background only).
+
+Everything is deterministic in the seed: the same seed gives the same labels and the
+same decoded frames, whatever the number of worker processes.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import pickle
+import string
+import time
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from helpers import TRAITS
+from helpers.synthetic import PHOTO_FACE_BOX, box_iou, gradient_background, head_patch, load_face_photo, soft_ellipse_mask, write_video
+
+#: Frame size (width, height) and rate of the demo clips.
+FRAME_WIDTH, FRAME_HEIGHT = 320, 240
+FPS = 30.0
+#: Standard deviation of the Gaussian label noise: the noise floor.
+NOISE_STD = 0.02
+#: Noiseless scores are Beta(SCORE_BETA, SCORE_BETA): mean 0.5, std 1 / sqrt(4 (2 a + 1)) = 0.129.
+SCORE_BETA = 7.0
+#: Head roll amplitude (degrees) and its frequency range (cycles per clip) for extraversion 0 and 1.
+ROLL_AMPLITUDE = 8.0
+ROLL_CYCLES = (1.0, 6.0)
+#: Brightness offset (grey levels), contrast gain, blur sigma (face widths), side-shadow opacity.
+BRIGHTNESS_RANGE = (-50.0, 50.0)
+CONTRAST_RANGE = (0.55, 1.45)
+MAX_BLUR = 0.035
+MAX_SHADOW = 0.8
+#: Share of clips in which the person leaves the frame for part of the clip.
+ABSENT_SHARE = 0.05
+
+SPLITS: tuple[str, ...] = ("train", "validation", "test")
+SPLIT_SHARES = {"train": 0.6, "validation": 0.2, "test": 0.2}
+#: Group folder prefix of each split, as in the real archives (``training80_01``...).
+GROUP_PREFIX = {"train": "training80", "validation": "validation80", "test": "test80"}
+GROUP_SIZE = 80
+#: Annotation file of each split, beside the split folders.
+ANNOTATION_FILES = {"train": "annotation_training.pkl", "validation": "annotation_validation.pkl", "test": "annotation_test.pkl"}
+FACTORS_FILE = "demo_factors.json"
+
+_ID_ALPHABET = string.ascii_letters + string.digits + "-_"
+# Random stream numbers: labels, clip nuisance and video nuisance never share a stream.
+_STREAM_PLAN, _STREAM_SCORES, _STREAM_CLIP, _STREAM_VIDEO = 0, 1, 2, 3
+# Frames of the detection check: Haar settings of helpers.faces at this frame size.
+_HAAR = dict(scaleFactor=1.1, minNeighbors=5, minSize=(24, 24))
+
+
+@dataclass(frozen=True)
+class ClipPlan:
+    """Everything needed to draw one demo clip and its labels (no pixels)."""
+
+    name: str                      #: file name, e.g. ``J4GQm9j0JZ0.003.mp4``
+    video_id: str
+    split: str                     #: ``train``, ``validation`` or ``test``
+    group: str                     #: e.g. ``training80_01``
+    index: int                     #: position in the whole dataset (keys the random streams)
+    video_index: int
+    n_frames: int
+    scores: dict[str, float]       #: noiseless scores, one per trait
+    noise: dict[str, float]        #: label noise, one per trait
+    labels: dict[str, float]       #: clip(scores + noise, 0, 1): what the annotation files hold
+    interview: float
+    factors: dict[str, float]      #: the visual factors the scores set (``factors_from_scores``)
+    face_width: float              #: pixels
+    center: tuple[float, float]    #: face centre at mid-clip, pixels
+    drift: tuple[float, float]     #: face centre moves by this much over the clip, pixels
+    absent: tuple[int, int] | None  #: frames [start, stop) without the face, or None
+
+    @property
+    def relpath(self) -> str:
+        """Path of the clip below the dataset folder, e.g. ``train/training80_01/x.000.mp4``."""
+        return f"{self.split}/{self.group}/{self.name}"
+
+
+def factors_from_scores(scores: Mapping[str, float]) -> dict[str, float]:
+    """The visual factors set by noiseless trait scores in [0, 1] (formulas in the module docstring)."""
+    s = {t: float(scores[t]) for t in TRAITS}
+    lo, hi = ROLL_CYCLES
+    b0, b1 = BRIGHTNESS_RANGE
+    c0, c1 = CONTRAST_RANGE
+    return {
+        "roll_cycles_per_clip": lo + (hi - lo) * s["extraversion"],
+        "brightness_offset": b0 + (b1 - b0) * s["neuroticism"],
+        "contrast_gain": c0 + (c1 - c0) * s["agreeableness"],
+        "blur_sigma_face_widths": MAX_BLUR * (1.0 - s["conscientiousness"]),
+        "side_shadow_opacity": MAX_SHADOW * (1.0 - s["openness"]),
+    }
+
+
+def scores_from_factors(factors: Mapping[str, float]) -> dict[str, float]:
+    """Inverse of ``factors_from_scores``: the noiseless scores a set of factors stands for."""
+    lo, hi = ROLL_CYCLES
+    b0, b1 = BRIGHTNESS_RANGE
+    c0, c1 = CONTRAST_RANGE
+    return {
+        "extraversion": (factors["roll_cycles_per_clip"] - lo) / (hi - lo),
+        "neuroticism": (factors["brightness_offset"] - b0) / (b1 - b0),
+        "agreeableness": (factors["contrast_gain"] - c0) / (c1 - c0),
+        "conscientiousness": 1.0 - factors["blur_sigma_face_widths"] / MAX_BLUR,
+        "openness": 1.0 - factors["side_shadow_opacity"] / MAX_SHADOW,
+    }
+
+
+def draw_labels(rng: np.random.Generator) -> tuple[dict[str, float], dict[str, float], dict[str, float], float]:
+    """One clip's noiseless scores, noise, labels and interview score, from ``rng``."""
+    s = rng.beta(SCORE_BETA, SCORE_BETA, size=len(TRAITS))
+    e = rng.normal(0.0, NOISE_STD, size=len(TRAITS))
+    labels = np.clip(s + e, 0.0, 1.0)
+    interview = float(np.clip(labels.mean() + rng.normal(0.0, NOISE_STD), 0.0, 1.0))
+    as_dict = lambda v: {t: float(x) for t, x in zip(TRAITS, v)}  # noqa: E731
+    return as_dict(s), as_dict(e), as_dict(labels), interview
+
+
+def _split_counts(n_clips: int) -> dict[str, int]:
+    held = max(1, round(SPLIT_SHARES["validation"] * n_clips))
+    return {"train": n_clips - 2 * held, "validation": held, "test": held}
+
+
+def plan_demo_dataset(n_clips: int = 200, seed: int = 0) -> list[ClipPlan]:
+    """Decide every clip of the demo dataset (names, splits, labels, factors), drawing nothing.
+
+    Deterministic in ``(n_clips, seed)``. Labels come from one random stream per clip,
+    the layout, lengths, positions and face absences from others, so none of those
+    can carry information about the labels.
+    """
+    if n_clips < 3:
+        raise ValueError(f"the demo dataset needs at least 3 clips (one per split), got {n_clips}")
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    plan_rng = np.random.default_rng([seed, _STREAM_PLAN])
+    # Video ids and clip numbers, split by split, so no video spans two splits.
+    layout: list[tuple[str, str, int, str]] = []  # (split, video_id, video_index, clip number)
+    used: set[str] = set()
+    for split, count in _split_counts(n_clips).items():
+        while count > 0:
+            vid = "".join(plan_rng.choice(list(_ID_ALPHABET), size=11))
+            if vid in used:
+                continue
+            used.add(vid)
+            k = int(min(plan_rng.integers(1, 5), count))
+            numbers = np.sort(plan_rng.choice(6, size=k, replace=False))
+            layout += [(split, vid, len(used) - 1, f"{n:03d}") for n in numbers]
+            count -= k
+    absent_clips = set(plan_rng.choice(n_clips, size=round(ABSENT_SHARE * n_clips), replace=False).tolist())
+
+    plans: list[ClipPlan] = []
+    position_in_split = {s: 0 for s in SPLITS}
+    for index, (split, vid, vindex, number) in enumerate(layout):
+        group = f"{GROUP_PREFIX[split]}_{position_in_split[split] // GROUP_SIZE + 1:02d}"
+        position_in_split[split] += 1
+        scores, noise, labels, interview = draw_labels(np.random.default_rng([seed, _STREAM_SCORES, index]))
+        video_rng = np.random.default_rng([seed, _STREAM_VIDEO, vindex])
+        base_width = video_rng.uniform(75.0, 105.0)
+        base_x = FRAME_WIDTH / 2 + video_rng.uniform(-35.0, 35.0)
+        base_y = FRAME_HEIGHT / 2 + video_rng.uniform(-8.0, 8.0)
+        rng = np.random.default_rng([seed, _STREAM_CLIP, index])
+        n_frames = int(rng.integers(20, 32) if rng.random() < 0.1 else rng.integers(40, 151))
+        width = float(np.clip(base_width * rng.uniform(0.95, 1.05), 70.0, 110.0))
+        center = (float(base_x + rng.uniform(-5, 5)), float(base_y + rng.uniform(-4, 4)))
+        drift = (float(rng.uniform(-8, 8)), float(rng.uniform(-4, 4)))
+        phase = float(rng.uniform(0, 2 * np.pi))
+        stretch = int(round(rng.uniform(0.25, 0.5) * n_frames))
+        start = int(rng.integers(0, n_frames - stretch + 1))
+        factors = factors_from_scores(scores)
+        factors["roll_phase"] = phase
+        factors["roll_amplitude_deg"] = ROLL_AMPLITUDE
+        plans.append(ClipPlan(
+            name=f"{vid}.{number}.mp4", video_id=vid, split=split, group=group, index=index,
+            video_index=vindex, n_frames=n_frames, scores=scores, noise=noise, labels=labels,
+            interview=interview, factors=factors, face_width=width, center=center, drift=drift,
+            absent=(start, start + stretch) if index in absent_clips else None,
+        ))
+    return plans
+
+
+# ----------------------------------------------------------------------------- drawing
+
+
+@lru_cache(maxsize=1)
+def _photo_face_mean() -> float:
+    """Mean grey level of the face box of the photo (``M`` of the contrast formula)."""
+    fx, fy, fw, fh = PHOTO_FACE_BOX
+    return float(cv2.cvtColor(load_face_photo(), cv2.COLOR_BGR2GRAY)[fy:fy + fh, fx:fx + fw].mean())
+
+
+def style_head(patch: np.ndarray, face_box, factors: Mapping[str, float]) -> np.ndarray:
+    """Apply a clip's brightness, contrast, side shadow and blur to a head patch (BGR uint8).
+
+    ``face_box`` (x, y, w, h) is the face inside ``patch``; the blur sigma and the shadow
+    are measured in face widths, so the result does not depend on the patch's scale.
+    """
+    fx, fy, fw, fh = face_box
+    mean = _photo_face_mean()
+    img = patch.astype(np.float32)
+    img = mean + factors["brightness_offset"] + factors["contrast_gain"] * (img - mean)
+    x = np.abs((np.arange(patch.shape[1], dtype=np.float32) + 0.5 - (fx + fw / 2)) / (fw / 2))
+    shade = 1.0 - factors["side_shadow_opacity"] * np.clip((x - 0.55) / 0.35, 0.0, 1.0)
+    img *= shade[None, :, None]
+    sigma = factors["blur_sigma_face_widths"] * fw
+    if sigma > 0.05:
+        img = cv2.GaussianBlur(img, (0, 0), sigma)
+    return np.clip(img + 0.5, 0, 255).astype(np.uint8)
+
+
+class _HeadSprite:
+    """The head of ``synthetic.head_patch``, scaled and styled once per clip; each frame only rotates and pastes it.
+
+    Same geometry as ``synthetic.place_face`` (same patch, soft ellipse mask, face box and
+    rotation about the face centre), about 5x faster because the patch is scaled (with
+    area averaging), styled and masked once per clip instead of once per frame.
+    """
+
+    def __init__(self, face_width: float, factors: Mapping[str, float] | None = None):
+        patch, (fx, fy, fw, fh) = head_patch(load_face_photo())
+        ph, pw = patch.shape[:2]
+        size = (max(1, round(pw * face_width / fw)), max(1, round(ph * face_width / fw)))
+        sx, sy = size[0] / pw, size[1] / ph
+        small = cv2.resize(patch, size, interpolation=cv2.INTER_AREA)
+        if factors is not None:
+            small = style_head(small, (fx * sx, fy * sy, fw * sx, fh * sy), factors)
+        alpha = cv2.resize(soft_ellipse_mask(ph, pw), size, interpolation=cv2.INTER_AREA)
+        self.rgba = np.dstack([small, (alpha * 255 + 0.5).astype(np.uint8)])
+        self.center = ((fx + fw / 2) * sx, (fy + fh / 2) * sy)
+        self.face_size = (float(face_width), fh * face_width / fw)
+
+    def paste(self, background: np.ndarray, center: tuple[float, float], angle: float):
+        """Frame with the face centred at ``center`` and rolled ``angle`` degrees (counter-clockwise); and the face box."""
+        rot = cv2.getRotationMatrix2D(self.center, angle, 1.0)
+        rot[0, 2] += center[0] - self.center[0]
+        rot[1, 2] += center[1] - self.center[1]
+        ph, pw = self.rgba.shape[:2]
+        corners = cv2.transform(np.float32([[[0, 0], [pw, 0], [0, ph], [pw, ph]]]), rot)[0]
+        h, w = background.shape[:2]
+        x0, y0 = (max(0, int(np.floor(v))) for v in corners.min(axis=0))
+        x1, y1 = (min(lim, int(np.ceil(v))) for v, lim in zip(corners.max(axis=0), (w, h)))
+        frame = background.copy()
+        if x1 > x0 and y1 > y0:
+            rot[:, 2] -= (x0, y0)
+            warped = cv2.warpAffine(self.rgba, rot, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+            alpha = cv2.merge([warped[..., 3]] * 3)
+            # OpenCV's saturating uint8 arithmetic: face * a + background * (1 - a), a = alpha / 255.
+            face = cv2.multiply(warped[..., :3], alpha, scale=1 / 255)
+            rest = cv2.multiply(frame[y0:y1, x0:x1], cv2.bitwise_not(alpha), scale=1 / 255)
+            frame[y0:y1, x0:x1] = cv2.add(face, rest)
+        fw, fh = self.face_size
+        return frame, (center[0] - fw / 2, center[1] - fh / 2, fw, fh)
+
+
+def roll_angles(n_frames: int, cycles: float, phase: float, amplitude: float = ROLL_AMPLITUDE) -> np.ndarray:
+    """Head roll (degrees) of each frame: ``amplitude * sin(2 pi cycles i / n + phase)``."""
+    i = np.arange(n_frames, dtype=np.float64)
+    return amplitude * np.sin(2 * np.pi * cycles * i / n_frames + phase)
+
+
+@lru_cache(maxsize=4)
+def _background(seed: int, video_index: int) -> np.ndarray:
+    img = gradient_background(FRAME_HEIGHT, FRAME_WIDTH, np.random.default_rng([seed, _STREAM_VIDEO, video_index, 1]))
+    img.setflags(write=False)
+    return img
+
+
+def clip_background(plan: ClipPlan, seed: int) -> np.ndarray:
+    """The background of the clip's video (one 'room' per video id; read-only, shared)."""
+    return _background(seed, plan.video_index)
+
+
+def face_centers(plan: ClipPlan) -> list[tuple[float, float] | None]:
+    """Where the face centre is in each frame of the clip (pixels); None while the face is absent."""
+    centers: list[tuple[float, float] | None] = []
+    for i in range(plan.n_frames):
+        if plan.absent is not None and plan.absent[0] <= i < plan.absent[1]:
+            centers.append(None)
+            continue
+        t = i / max(1, plan.n_frames - 1) - 0.5  # drift runs from -drift/2 to +drift/2
+        centers.append((plan.center[0] + plan.drift[0] * t, plan.center[1] + plan.drift[1] * t))
+    return centers
+
+
+def face_boxes(plan: ClipPlan) -> list[tuple[float, float, float, float] | None]:
+    """The true face box (x, y, w, h) of each frame, as ``render_clip`` yields it, without drawing."""
+    _, (fx, fy, fw, fh) = head_patch(load_face_photo())
+    w, h = plan.face_width, fh * plan.face_width / fw
+    return [None if c is None else (c[0] - w / 2, c[1] - h / 2, w, h) for c in face_centers(plan)]
+
+
+def render_clip(plan: ClipPlan, seed: int = 0) -> Iterator[tuple[np.ndarray, tuple[float, float, float, float] | None]]:
+    """Yield ``(frame, face box)`` for every frame of the clip; the box is None while the face is absent.
+
+    ``seed`` must be the seed the plan was made with (it picks the background).
+    """
+    background = clip_background(plan, seed)
+    sprite = _HeadSprite(plan.face_width, plan.factors)
+    angles = roll_angles(plan.n_frames, plan.factors["roll_cycles_per_clip"], plan.factors["roll_phase"],
+                         plan.factors["roll_amplitude_deg"])
+    for center, angle in zip(face_centers(plan), angles):
+        if center is None:
+            yield background.copy(), None
+        else:
+            yield sprite.paste(background, center, float(angle))
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+_CASCADE: list = []
+
+
+def _cascade() -> cv2.CascadeClassifier | None:
+    """OpenCV's frontal-face Haar cascade, or None where this OpenCV has none (5.x wheels)."""
+    if not _CASCADE:
+        data = getattr(cv2, "data", None)
+        cascade = None
+        if data is not None and hasattr(cv2, "CascadeClassifier"):
+            cascade = cv2.CascadeClassifier(data.haarcascades + "haarcascade_frontalface_default.xml")
+            cascade = None if cascade.empty() else cascade
+        _CASCADE.append(cascade)
+    return _CASCADE[0]
+
+
+def _face_boxes_detected(frames: Mapping[int, np.ndarray], boxes: Mapping[int, tuple]) -> int:
+    """How many of ``frames`` have their largest Haar face overlapping the true box (IoU >= 0.3)."""
+    cascade = _cascade()
+    hits = 0
+    for i, frame in frames.items():
+        found = cascade.detectMultiScale(frame, **_HAAR)
+        if len(found):
+            best = max(found, key=lambda r: r[2] * r[3])
+            hits += box_iou(best, boxes[i]) >= 0.3
+    return int(hits)
+
+
+def _write_clip(job: tuple[ClipPlan, int, str, int]) -> dict:
+    """Draw and write one clip; decode ``check`` frames back and run the face detector on them."""
+    plan, seed, root, check = job
+    path = Path(root) / plan.relpath
+    boxes: dict[int, tuple] = {}
+
+    def frames():
+        for i, (frame, box) in enumerate(render_clip(plan, seed)):
+            if box is not None:
+                boxes[i] = box
+            yield frame
+
+    written = write_video(path, frames(), FPS)
+    result = {"name": plan.name, "frames": written, "checked": 0, "detected": 0, "bytes": path.stat().st_size}
+    if check > 0 and boxes and _cascade() is not None:
+        present = np.array(sorted(boxes))
+        wanted = set(present[np.unique(np.linspace(0, len(present) - 1, min(check, len(present))).round().astype(int))].tolist())
+        cap = cv2.VideoCapture(str(path))
+        decoded: dict[int, np.ndarray] = {}
+        for i in range(max(wanted) + 1):
+            if not cap.grab():
+                break
+            if i in wanted:
+                ok, frame = cap.retrieve()
+                if ok:
+                    decoded[i] = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        cap.release()
+        result["checked"] = len(wanted)
+        result["detected"] = _face_boxes_detected(decoded, boxes)
+    return result
+
+
+def _init_worker() -> None:
+    cv2.setNumThreads(1)
+
+
+def _remove_previous(out_dir: Path) -> None:
+    """Delete a previous demo dataset in ``out_dir`` (only the files it listed); refuse anything else."""
+    factors = out_dir / FACTORS_FILE
+    if factors.exists():
+        previous = json.loads(factors.read_text())
+        root = out_dir.resolve()
+        for clip in previous.get("clips", []):
+            path = (out_dir / clip["path"]).resolve()
+            if path.suffix == ".mp4" and root in path.parents:  # never outside out_dir
+                path.unlink(missing_ok=True)
+        for name in ANNOTATION_FILES.values():
+            (out_dir / name).unlink(missing_ok=True)
+        for split in SPLITS:
+            for folder in sorted((out_dir / split).glob("*/"), reverse=True) + [out_dir / split]:
+                if folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()
+        factors.unlink()
+    clashes = [p.name for p in [*(out_dir / s for s in SPLITS), *(out_dir / a for a in ANNOTATION_FILES.values())] if p.exists()]
+    if clashes:
+        raise FileExistsError(
+            f"{out_dir} already holds {', '.join(clashes)} that the demo dataset did not write "
+            f"(real data?); choose an empty folder"
+        )
+
+
+def _annotations(plans: list[ClipPlan], split: str) -> dict[str, dict[str, float]]:
+    """One split's annotation dict in the real format: trait -> {clip file name: score}."""
+    mine = sorted((p for p in plans if p.split == split), key=lambda p: p.name)
+    ann: dict[str, dict] = {t: {p.name: float(p.labels[t]) for p in mine} for t in TRAITS}
+    ann["interview"] = {p.name: np.float64(p.interview) for p in mine}
+    return ann
+
+
+def _default_workers(n_clips: int) -> int:
+    return max(1, min(os.cpu_count() or 1, 4, n_clips // 20))
+
+
+def make_demo_dataset(
+    out_dir: str | Path,
+    n_clips: int = 200,
+    seed: int = 0,
+    progress: bool = True,
+    workers: int | None = None,
+    check_frames: int = 2,
+) -> dict:
+    """Write the demo dataset to ``out_dir`` (created); returns a summary dict (JSON-ready).
+
+    ``workers`` processes draw and encode clips (default: up to 4, one per CPU); the
+    output does not depend on it. ``check_frames`` frames per clip (outside planned
+    absences) are decoded back and searched with the Haar face detector (the settings of
+    ``helpers.faces``); the summary's ``face_detection_rate`` is the share found
+    (0 frames: no check). A previous demo dataset in ``out_dir`` is replaced; a folder
+    holding other split folders or annotation files is refused.
+    """
+    start = time.perf_counter()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _remove_previous(out_dir)
+    plans = plan_demo_dataset(n_clips, seed)
+    # The plan is written first, so an interrupted build can be cleaned up by the next one.
+    factors_doc = {
+        "about": "Ground truth of the synthetic demo dataset (helpers/demo.py). Training never reads this file; "
+                 "benchmarks use it for the noise floor.",
+        "seed": seed,
+        "n_clips": n_clips,
+        "noise_std": NOISE_STD,
+        "formulas": {
+            "label": "clip(score + noise, 0, 1), noise ~ Normal(0, noise_std), score ~ Beta(7, 7)",
+            "extraversion": "roll_cycles_per_clip = 1 + 5 * score; angle(i) = 8 deg * sin(2 pi cycles i / n + roll_phase)",
+            "neuroticism": "brightness_offset = 100 * score - 50 (grey levels)",
+            "agreeableness": "contrast_gain = 0.55 + 0.9 * score",
+            "conscientiousness": "blur_sigma_face_widths = 0.035 * (1 - score)",
+            "openness": "side_shadow_opacity = 0.8 * (1 - score)",
+            "interview": "clip(mean of the five labels + Normal(0, noise_std), 0, 1)",
+        },
+        "clips": [dict(asdict(p), path=p.relpath) for p in plans],
+    }
+    (out_dir / FACTORS_FILE).write_text(json.dumps(factors_doc, indent=1))
+
+    workers = _default_workers(n_clips) if workers is None else max(1, int(workers))
+    jobs = [(p, seed, str(out_dir), check_frames) for p in plans]
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(jobs), desc="demo clips", unit="clip", disable=not progress)
+    results = []
+    try:
+        if workers == 1:
+            for job in jobs:
+                results.append(_write_clip(job))
+                bar.update()
+        else:
+            # "spawn": forking a process whose OpenCV (or TensorFlow) thread pool is running can hang the child.
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
+                for result in pool.map(_write_clip, jobs, chunksize=4):
+                    results.append(result)
+                    bar.update()
+    finally:
+        bar.close()
+
+    for split in SPLITS:
+        with open(out_dir / ANNOTATION_FILES[split], "wb") as f:
+            pickle.dump(_annotations(plans, split), f, protocol=2)
+
+    checked = sum(r["checked"] for r in results)
+    labels = np.array([[p.labels[t] for t in TRAITS] for p in plans])
+    size = sum(f.stat().st_size for f in out_dir.rglob("*") if f.is_file())
+    return {
+        "out_dir": str(out_dir),
+        "seed": seed,
+        "clips": n_clips,
+        "splits": {
+            s: {
+                "clips": sum(p.split == s for p in plans),
+                "videos": len({p.video_id for p in plans if p.split == s}),
+                "groups": len({p.group for p in plans if p.split == s}),
+            }
+            for s in SPLITS
+        },
+        "frames": sum(r["frames"] for r in results),
+        "frame_size": [FRAME_WIDTH, FRAME_HEIGHT],
+        "fps": FPS,
+        "clips_with_face_absent": sum(p.absent is not None for p in plans),
+        "face_detection_rate": round(sum(r["detected"] for r in results) / checked, 4) if checked else None,
+        "frames_checked": checked,
+        "label_mean": {t: round(float(v), 4) for t, v in zip(TRAITS, labels.mean(axis=0))},
+        "label_std": {t: round(float(v), 4) for t, v in zip(TRAITS, labels.std(axis=0))},
+        "noise_std": NOISE_STD,
+        "workers": workers,
+        "seconds": round(time.perf_counter() - start, 2),
+        "megabytes": round(size / 1e6, 2),
+    }
+
+
+def load_demo_factors(root: str | Path) -> dict:
+    """Read ``demo_factors.json`` of a demo dataset (for benchmarks; training must not use it)."""
+    return json.loads((Path(root) / FACTORS_FILE).read_text())
+
+
+def noise_floor(root: str | Path, split: str | None = "test") -> dict[str, float]:
+    """Errors of a perfect model (predicting the noiseless scores) on ``split`` (None: all clips).
+
+    Returns ``mse`` and ``mae`` over the five traits and ``accuracy`` = 1 - mae (the challenge metric).
+    """
+    clips = [c for c in load_demo_factors(root)["clips"] if split is None or c["split"] == split]
+    if not clips:
+        raise ValueError(f"no clips in split {split!r}")
+    err = np.array([[c["labels"][t] - c["scores"][t] for t in TRAITS] for c in clips])
+    mae = float(np.abs(err).mean())
+    return {"mse": float((err**2).mean()), "mae": mae, "accuracy": 1.0 - mae, "clips": len(clips)}

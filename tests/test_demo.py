@@ -1,0 +1,331 @@
+"""Tests of helpers.demo: the synthetic demo dataset in the First Impressions V2 layout."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import pickle
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from helpers import ANNOTATION_KEYS, TRAITS
+from helpers import demo
+from helpers.demo import (
+    ANNOTATION_FILES,
+    FACTORS_FILE,
+    NOISE_STD,
+    SPLITS,
+    factors_from_scores,
+    make_demo_dataset,
+    plan_demo_dataset,
+    render_clip,
+    roll_angles,
+    scores_from_factors,
+)
+from helpers.synthetic import box_iou, gradient_background, place_face
+
+CLIP_NAME = re.compile(r"^[A-Za-z0-9_-]{11}\.\d{3}\.mp4$")
+GROUP_NAME = {"train": r"^training80_\d\d$", "validation": r"^validation80_\d\d$", "test": r"^test80_\d\d$"}
+TINY = 12
+SEED = 5
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> tuple[Path, dict]:
+    root = tmp_path_factory.mktemp("demo") / "data"
+    summary = make_demo_dataset(root, n_clips=TINY, seed=SEED, progress=False, workers=1, check_frames=1)
+    return root, summary
+
+
+def decode(path: Path) -> np.ndarray:
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    cap.release()
+    return np.stack(frames)
+
+
+def load_annotation(path: Path) -> dict:
+    with open(path, "rb") as f:
+        return pickle.load(f, encoding="latin1")
+
+
+# ------------------------------------------------------------------ layout and annotation format
+
+
+def test_layout_and_names(tiny):
+    root, summary = tiny
+    clips = sorted(root.rglob("*.mp4"))
+    assert len(clips) == TINY == summary["clips"]
+    for clip in clips:
+        split, group = clip.relative_to(root).parts[:2]
+        assert split in SPLITS
+        assert re.match(GROUP_NAME[split], group), group
+        assert CLIP_NAME.match(clip.name), clip.name
+        assert clip.stat().st_size > 1000
+    counts = {s: len(list((root / s).rglob("*.mp4"))) for s in SPLITS}
+    assert counts == {"train": 8, "validation": 2, "test": 2}
+    assert {s: summary["splits"][s]["clips"] for s in SPLITS} == counts
+    assert (root / FACTORS_FILE).is_file()
+
+
+def test_annotations_are_in_the_real_format(tiny):
+    root, _ = tiny
+    for split, name in ANNOTATION_FILES.items():
+        path = root / name
+        assert path.read_bytes()[:2] == b"\x80\x02", "pickle protocol 2, like the real files"
+        ann = load_annotation(path)
+        assert set(ann) == set(ANNOTATION_KEYS)
+        files = {p.name for p in (root / split).rglob("*.mp4")}
+        for key in ANNOTATION_KEYS:
+            assert set(ann[key]) == files, f"{name}[{key}] keys must be exactly the clips of {split}"
+        for trait in TRAITS:
+            for value in ann[trait].values():
+                assert type(value) is float and 0.0 <= value <= 1.0
+        for value in ann["interview"].values():
+            assert type(value) is np.float64 and 0.0 <= value <= 1.0
+
+
+def test_labels_match_the_factors_file(tiny):
+    root, _ = tiny
+    doc = json.loads((root / FACTORS_FILE).read_text())
+    assert doc["noise_std"] == NOISE_STD and len(doc["clips"]) == TINY
+    for clip in doc["clips"]:
+        assert (root / clip["path"]).is_file()
+        ann = load_annotation(root / ANNOTATION_FILES[clip["split"]])
+        for trait in TRAITS:
+            assert ann[trait][clip["name"]] == pytest.approx(np.clip(clip["scores"][trait] + clip["noise"][trait], 0, 1))
+        cap = cv2.VideoCapture(str(root / clip["path"]))
+        assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == clip["n_frames"]
+        assert cap.get(cv2.CAP_PROP_FPS) == pytest.approx(30.0)
+        cap.release()
+
+
+def test_videos_never_span_splits_and_groups_hold_80():
+    plans = plan_demo_dataset(200, seed=0)
+    assert {s: sum(p.split == s for p in plans) for s in SPLITS} == {"train": 120, "validation": 40, "test": 40}
+    split_of: dict[str, set] = {}
+    for p in plans:
+        split_of.setdefault(p.video_id, set()).add(p.split)
+        assert p.name.startswith(p.video_id + ".") and CLIP_NAME.match(p.name)
+    assert all(len(s) == 1 for s in split_of.values())
+    assert max(sum(p.video_id == v for p in plans) for v in split_of) >= 3, "several clips per video"
+    assert len({p.name for p in plans}) == 200
+    groups = {}
+    for p in plans:
+        groups.setdefault(p.group, []).append(p)
+    assert {g: len(v) for g, v in groups.items()} == {"training80_01": 80, "training80_02": 40, "validation80_01": 40, "test80_01": 40}
+
+
+def test_too_few_clips_is_an_error():
+    with pytest.raises(ValueError, match="at least 3"):
+        plan_demo_dataset(2)
+
+
+# ------------------------------------------------------------------ determinism and rebuilding
+
+
+def test_same_seed_same_data_whatever_the_workers(tiny, tmp_path):
+    root, _ = tiny
+    again = tmp_path / "again"
+    make_demo_dataset(again, n_clips=TINY, seed=SEED, progress=False, workers=2, check_frames=0)
+    for name in [*ANNOTATION_FILES.values(), FACTORS_FILE]:
+        assert (again / name).read_bytes() == (root / name).read_bytes(), name
+    for clip in sorted(root.rglob("*.mp4")):
+        np.testing.assert_array_equal(decode(clip), decode(again / clip.relative_to(root)))
+    other = plan_demo_dataset(TINY, seed=SEED + 1)
+    assert [p.labels for p in other] != [p.labels for p in plan_demo_dataset(TINY, seed=SEED)]
+
+
+def test_command_line_and_rebuilding(tmp_path, capsys):
+    from helpers.__main__ import main
+
+    folder = tmp_path / "cli"
+    assert main(["demo-data", str(folder), "--clips", "4", "--seed", "2"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["clips"] == 4 and summary["seed"] == 2
+    assert summary["megabytes"] > 0 and summary["seconds"] > 0
+    assert len(list(folder.rglob("*.mp4"))) == 4
+    # Building again replaces the previous demo data, leaving no stale clip...
+    make_demo_dataset(folder, n_clips=3, seed=1, progress=False, workers=1, check_frames=0)
+    assert sorted(p.name for p in folder.rglob("*.mp4")) == sorted(p.name for p in plan_demo_dataset(3, seed=1))
+    # ...but a folder holding data the demo did not write is refused.
+    (tmp_path / "real" / "train").mkdir(parents=True)
+    with pytest.raises(FileExistsError, match="train"):
+        make_demo_dataset(tmp_path / "real", n_clips=3, progress=False)
+
+
+# ------------------------------------------------------------------ faces are found, absences are planned
+
+
+def test_face_detected_in_at_least_95_percent_of_frames(tiny):
+    root, summary = tiny
+    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+    seen = hits = absent_hits = absent_seen = 0
+    for plan in plan_demo_dataset(TINY, SEED):
+        frames = decode(root / plan.relpath)
+        boxes = demo.face_boxes(plan)
+        for i in np.linspace(0, plan.n_frames - 1, 4).round().astype(int):
+            found = cascade.detectMultiScale(cv2.cvtColor(frames[i], cv2.COLOR_BGR2GRAY), scaleFactor=1.1, minNeighbors=5, minSize=(24, 24))
+            best = max(found, key=lambda r: r[2] * r[3]) if len(found) else None
+            if boxes[i] is None:
+                absent_seen += 1
+                absent_hits += best is not None
+            else:
+                seen += 1
+                hits += best is not None and box_iou(best, boxes[i]) >= 0.3
+    assert seen >= 40
+    assert hits / seen >= 0.95, f"face found in {hits}/{seen} frames"
+    assert absent_hits == 0 and sum(p.absent is not None for p in plan_demo_dataset(TINY, SEED)) == 1
+    assert summary["face_detection_rate"] >= 0.9 and summary["frames_checked"] == TINY
+
+
+def test_absent_stretch_has_no_face(tiny):
+    root, _ = tiny
+    (plan,) = [p for p in plan_demo_dataset(TINY, SEED) if p.absent is not None]
+    start, stop = plan.absent
+    assert 0.2 * plan.n_frames <= stop - start <= 0.55 * plan.n_frames
+    frames, boxes = zip(*render_clip(plan, SEED))
+    assert list(boxes) == demo.face_boxes(plan)
+    assert all(b is None for b in boxes[start:stop]) and all(b is not None for b in boxes[:start] + boxes[stop:])
+    np.testing.assert_array_equal(frames[start], frames[stop - 1])  # background only
+
+
+def test_nuisance_and_absence_do_not_depend_on_labels(monkeypatch):
+    """Swap the label draw for another: layout, lengths, positions and absences must not change."""
+    before = plan_demo_dataset(300, seed=7)
+
+    def other_labels(rng):
+        rng.random(50)  # consume the stream differently
+        s = {t: 0.5 for t in TRAITS}
+        return s, {t: 0.0 for t in TRAITS}, s, 0.5
+
+    monkeypatch.setattr(demo, "draw_labels", other_labels)
+    after = plan_demo_dataset(300, seed=7)
+    keep = ("name", "split", "group", "n_frames", "face_width", "center", "drift", "absent")
+    assert [[getattr(p, k) for k in keep] for p in before] == [[getattr(p, k) for k in keep] for p in after]
+    assert [p.factors["roll_phase"] for p in before] == [p.factors["roll_phase"] for p in after]
+    assert sum(p.absent is not None for p in before) == 15
+
+
+# ------------------------------------------------------------------ labels and factors
+
+
+def test_label_spreads_and_noise_from_the_formulas():
+    plans = plan_demo_dataset(2000, seed=11)
+    labels = np.array([[p.labels[t] for t in TRAITS] for p in plans])
+    scores = np.array([[p.scores[t] for t in TRAITS] for p in plans])
+    noise = np.array([[p.noise[t] for t in TRAITS] for p in plans])
+    assert labels.min() >= 0 and labels.max() <= 1
+    np.testing.assert_allclose(labels.mean(axis=0), 0.5, atol=0.01)
+    assert np.all((labels.std(axis=0) > 0.115) & (labels.std(axis=0) < 0.145)), labels.std(axis=0)
+    np.testing.assert_allclose(noise.std(axis=0), NOISE_STD, rtol=0.08)
+    np.testing.assert_allclose(labels, np.clip(scores + noise, 0, 1))
+    corr = np.corrcoef(scores.T)
+    assert np.all(np.abs(corr[np.triu_indices(5, 1)]) < 4 / np.sqrt(len(plans))), "one independent factor per trait"
+    interview = np.array([p.interview for p in plans])
+    assert np.corrcoef(interview, labels.mean(axis=1))[0, 1] > 0.9
+    absent = np.array([p.absent is not None for p in plans])
+    assert absent.sum() == 100
+    # Absent-face clips carry average labels (4 standard errors).
+    assert np.all(np.abs(labels[absent].mean(axis=0) - labels.mean(axis=0)) < 4 * 0.13 / np.sqrt(absent.sum()))
+    lengths = np.array([p.n_frames for p in plans])
+    assert 0.05 < (lengths < 32).mean() < 0.15 and lengths.min() >= 20 and lengths.max() <= 150
+
+
+def test_factor_formulas_and_inverse():
+    lo = factors_from_scores({t: 0.0 for t in TRAITS})
+    hi = factors_from_scores({t: 1.0 for t in TRAITS})
+    assert (lo["roll_cycles_per_clip"], hi["roll_cycles_per_clip"]) == (1.0, 6.0)
+    assert (lo["brightness_offset"], hi["brightness_offset"]) == (-50.0, 50.0)
+    assert (lo["contrast_gain"], hi["contrast_gain"]) == pytest.approx((0.55, 1.45))
+    assert (lo["blur_sigma_face_widths"], hi["blur_sigma_face_widths"]) == (0.035, 0.0)
+    assert (lo["side_shadow_opacity"], hi["side_shadow_opacity"]) == (0.8, 0.0)
+    scores = dict(zip(TRAITS, [0.1, 0.3, 0.5, 0.7, 0.9]))
+    back = scores_from_factors(factors_from_scores(scores))
+    assert back == pytest.approx(scores)
+
+
+def _crop(frame: np.ndarray, box) -> np.ndarray:
+    """The 48x48 crop helpers.faces takes of a face box (7.5 % trimmed each side, 5 % at the top)."""
+    x, y, w, h = box
+    x0, x1 = round(x + 0.075 * w), round(x + 0.925 * w)
+    y0, y1 = round(y + 0.05 * h), round(y + h)
+    gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    return cv2.resize(gray[y0:y1, x0:x1], (48, 48), interpolation=cv2.INTER_AREA).astype(np.float32)
+
+
+def test_each_factor_survives_a_48x48_grayscale_crop():
+    base = plan_demo_dataset(3, seed=0)[0]
+
+    def crop_for(trait: str, score: float) -> np.ndarray:
+        scores = dict(base.scores, **{t: 0.5 for t in TRAITS})
+        scores[trait] = score
+        factors = dict(base.factors, **factors_from_scores(scores))
+        plan = demo.ClipPlan(**{**base.__dict__, "factors": factors, "absent": None})
+        frame, box = next(render_clip(plan, 0))
+        return _crop(frame, box)
+
+    def sharpness(c):
+        return cv2.Laplacian(c, cv2.CV_32F).var()
+
+    def side_ratio(c):
+        return (c[8:40, :5].mean() + c[8:40, -5:].mean()) / (2 * c[8:40, 19:29].mean())
+
+    lo, hi = 0.2, 0.8
+    assert crop_for("neuroticism", hi).mean() - crop_for("neuroticism", lo).mean() > 40
+    assert crop_for("agreeableness", hi).std() > 1.5 * crop_for("agreeableness", lo).std()
+    assert sharpness(crop_for("conscientiousness", hi)) > 1.5 * sharpness(crop_for("conscientiousness", lo))
+    assert side_ratio(crop_for("openness", hi)) > side_ratio(crop_for("openness", lo)) + 0.2
+
+
+def test_roll_frequency_is_in_time_not_in_single_frames():
+    n_long, n_short = 150, 45
+    for cycles in (1.0, 2.0, 4.0, 6.0):
+        for n in (n_long, n_short, 24):
+            angles = roll_angles(n, cycles, phase=0.3)
+            assert np.abs(angles).max() <= 8.0
+            # 32 frames spread over the clip (or all of a short clip) still show the frequency.
+            idx = np.unique(np.linspace(0, n - 1, min(32, n)).round().astype(int))
+            seq = angles[idx] - angles[idx].mean()
+            freqs = np.fft.rfftfreq(len(idx), d=1 / len(idx))  # cycles per clip
+            assert abs(freqs[np.argmax(np.abs(np.fft.rfft(seq)))] - cycles) <= 1.0
+    # ...while the per-frame spread of angles is about the same for every frequency.
+    spreads = [np.std(roll_angles(120, c, 0.3)) for c in np.linspace(1, 6, 11)]
+    assert max(spreads) - min(spreads) < 1.0 and min(spreads) > 5.0
+
+
+def test_sprite_draws_like_place_face():
+    background = gradient_background(240, 320, np.random.default_rng(0))
+    for width, angle, center in [(70, 0.0, (160.0, 120.0)), (110, 8.0, (140.0, 115.0)), (90, -8.0, (200.0, 130.0))]:
+        expected, expected_box = place_face(background, center, width, angle)
+        frame, box = demo._HeadSprite(width).paste(background, center, angle)
+        assert np.allclose(box, expected_box)
+        # place_face resamples without anti-aliasing; compare the images at a scale both agree on.
+        a, b = (cv2.GaussianBlur(x, (0, 0), 1.5).astype(np.float32) for x in (expected, frame))
+        assert np.abs(a - b).mean() < 1.5
+
+
+def test_face_found_at_the_extremes_of_the_factors():
+    """Corners of the photometric factors (scores 0.1 / 0.9: rarer than 1 in 1000), both roll extremes, small and large faces."""
+    cascade = demo._cascade()
+    rng = np.random.default_rng(0)
+    backgrounds = [gradient_background(240, 320, rng) for _ in range(4)]
+    hits = n = 0
+    for combo in itertools.product((0.1, 0.9), repeat=4):
+        factors = factors_from_scores(dict(zip(TRAITS, (0.5,) + combo)))
+        for width, angle in ((70, -8.0), (110, 8.0)):
+            frame, box = demo._HeadSprite(width, factors).paste(
+                backgrounds[n % 4], (160 + rng.uniform(-40, 40), 120 + rng.uniform(-12, 12)), angle)
+            found = cascade.detectMultiScale(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), scaleFactor=1.1, minNeighbors=5, minSize=(24, 24))
+            hits += len(found) > 0 and box_iou(max(found, key=lambda r: r[2] * r[3]), box) >= 0.3
+            n += 1
+    assert hits / n >= 0.95, f"face found in {hits}/{n} extreme frames"
