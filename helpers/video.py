@@ -2,13 +2,17 @@
 
 Reading a video is the slow, error-prone step of the pipeline, so this module:
 
-- names the file in every error (``VideoReadError``) and says what to try;
-- treats the container's frame count as an *estimate*: headers can be 0, unknown or
-  too large (a truncated download), so the indices returned are always frames that
-  really decoded;
+- names the file in every error (``VideoReadError``) and says what to try; checks the
+  common causes itself (missing, a broken link, a directory, no read permission, empty,
+  not a regular file: a FIFO would block OpenCV forever) before asking OpenCV;
+- treats the container's frame count as an *estimate*: headers can be 0, unknown, too
+  large (a truncated download) or too small, so the indices returned are always frames
+  that really decoded, spread over the frames that really decode;
+- treats a frame rate outside ``MIN_FPS``..``MAX_FPS`` as missing (``DEFAULT_FPS``, with
+  a warning): a header with fps 0 often comes back from FFmpeg as a tiny positive number;
 - reads only the wanted frames: ``cap.grab()`` walks every frame (it still decodes,
   codecs need the previous frames), but only the wanted ones are ``retrieve()``-d and
-  converted, and nothing else is kept in memory.
+  converted into one preallocated array, and nothing else is kept in memory.
 
 Typical use::
 
@@ -18,6 +22,7 @@ Typical use::
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +33,9 @@ import numpy as np
 #: Frame rate assumed when the header has none (0, negative or NaN); most webcam and
 #: YouTube footage, First Impressions included, is 30 fps.
 DEFAULT_FPS = 30.0
+#: Header frame rates outside this range are taken as missing. A header claiming 0 fps
+#: reaches OpenCV as FFmpeg's fallback, e.g. 1/1024 fps for an mp4 whose 'mdhd' time scale is 0.
+MIN_FPS, MAX_FPS = 1.0, 1000.0
 
 
 class VideoReadError(OSError):
@@ -61,9 +69,23 @@ def open_video(path: str | Path) -> cv2.VideoCapture:
     path = Path(path)
     # OpenCV only answers "not opened"; check the common causes first to say which one.
     if not path.exists():
+        if path.is_symlink():
+            raise VideoReadError(f"video file {path} is a broken symbolic link (to {os.readlink(path)}); "
+                                 "fix or remove the link")
         raise VideoReadError(f"video file not found: {path}; check the path and the dataset download")
     if path.is_dir():
         raise VideoReadError(f"{path} is a directory, not a video file; pass the path of one clip")
+    if not path.is_file():
+        # A FIFO would block OpenCV (and a whole prepare run) forever; a device never ends.
+        raise VideoReadError(f"{path} is not a regular file (a FIFO, socket or device?); pass a video file")
+    try:
+        with open(path, "rb") as f:
+            empty = not f.read(1)
+    except OSError as exc:
+        raise VideoReadError(f"video file {path} cannot be read ({exc.strerror or exc}); "
+                             "check its permissions") from exc
+    if empty:
+        raise VideoReadError(f"video file {path} is empty (0 bytes); re-download the clip")
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         cap.release()
@@ -77,7 +99,7 @@ def open_video(path: str | Path) -> cv2.VideoCapture:
 def _header_fps(cap: cv2.VideoCapture, path: Path) -> tuple[float, bool]:
     """The header's frame rate, or ``DEFAULT_FPS`` with a warning when it is unusable."""
     fps = float(cap.get(cv2.CAP_PROP_FPS))
-    if math.isfinite(fps) and fps > 0:
+    if math.isfinite(fps) and MIN_FPS <= fps <= MAX_FPS:
         return fps, True
     warnings.warn(f"{path} has no usable frame rate in its header ({fps}); assuming {DEFAULT_FPS} fps", stacklevel=3)
     return DEFAULT_FPS, False
@@ -149,12 +171,19 @@ def _stack(frames: list[np.ndarray], grayscale: bool, width: int, height: int) -
     return np.zeros((0, height, width) if grayscale else (0, height, width, 3), np.uint8)
 
 
-def _read_pass(path: Path, wanted: np.ndarray, grayscale: bool) -> tuple[np.ndarray, np.ndarray, int | None]:
-    """One sequential pass: (frames, indices read, frames decoded if decoding ended early else None)."""
+def _read_pass(path: Path, wanted: np.ndarray, grayscale: bool, probe: int | None = None
+               ) -> tuple[np.ndarray, np.ndarray, int | None, bool]:
+    """One sequential pass: (frames, indices read, frames decoded if decoding ended early else None, probed).
+
+    Frames go straight into one array allocated at the first frame (never a list plus a
+    stacked copy: twice the memory on 4K clips). With ``probe``, grabbing goes on (no
+    retrieve) up to frame ``probe``; ``probed`` says whether that frame exists.
+    """
     cap = open_video(path)
-    frames: list[np.ndarray] = []
+    out: np.ndarray | None = None
     got: list[int] = []
     ended_at: int | None = None
+    probed = False
     try:
         width, height = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
         wanted_set = set(wanted.tolist())
@@ -173,13 +202,28 @@ def _read_pass(path: Path, wanted: np.ndarray, grayscale: bool) -> tuple[np.ndar
                 frame = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
             elif not grayscale and frame.ndim == 2:
                 frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
-            frames.append(frame)
+            if out is None:
+                out = np.empty((len(wanted),) + frame.shape, frame.dtype)
+            elif frame.shape != out.shape[1:]:
+                raise VideoReadError(f"{path}: frame {index} is {frame.shape[1]}x{frame.shape[0]}, earlier frames "
+                                     f"{out.shape[2]}x{out.shape[1]}; clips whose frame size changes are not supported")
+            out[len(got)] = frame
             got.append(index)
+        if ended_at is None and probe is not None:
+            probed = True
+            for _ in range(last + 1, probe + 1):
+                if not cap.grab():
+                    probed = False
+                    break
     finally:
         cap.release()
     if ended_at == 0:
         raise VideoReadError(f"no frame of {path} could be decoded; the file is empty or damaged, re-download it")
-    return _stack(frames, grayscale, width, height), np.asarray(got, dtype=np.int64), ended_at
+    if out is None:
+        frames = _stack([], grayscale, width, height)
+    else:
+        frames = out if len(got) == len(out) else out[: len(got)].copy()
+    return frames, np.asarray(got, dtype=np.int64), ended_at, probed
 
 
 def read_frames(path: str | Path, indices, grayscale: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -193,7 +237,7 @@ def read_frames(path: str | Path, indices, grayscale: bool = True) -> tuple[np.n
     wanted = np.unique(np.asarray(indices, dtype=np.int64))
     if len(wanted) and wanted[0] < 0:
         raise ValueError(f"frame indices must be >= 0, got {int(wanted[0])}")
-    frames, got, ended_at = _read_pass(path, wanted, grayscale)
+    frames, got, ended_at, _ = _read_pass(path, wanted, grayscale)
     if ended_at is not None:
         warnings.warn(
             f"{path}: decoding ended after {ended_at} frames, so {len(wanted) - len(got)} of "
@@ -209,18 +253,33 @@ def read_uniform_frames(path: str | Path, num: int, grayscale: bool = True) -> t
     The header's frame count is trusted first (one pass). If decoding ends before it
     (a truncated file or a wrong header), some wanted frames were never reached, so the
     choice is redone over the frames that really decoded and read again (a second pass):
-    a clip that decodes short still gets uniform coverage. ``info.frame_count`` is then
-    corrected to the decoded count. Clips shorter than ``num`` give every frame once.
+    a clip that decodes short still gets uniform coverage. If instead frames go on past
+    the header's count by more than half a sampling step (checked in the same pass by
+    grabbing a few frames more), the header is too small: the frames are counted and the
+    choice redone over all of them, with a warning. ``info.frame_count`` is then corrected
+    to the decoded count. Clips shorter than ``num`` give every frame once.
     """
     path = Path(path)
     info = read_video_info(path)
-    frames, got, ended_at = _read_pass(path, uniform_frame_indices(info.frame_count, num), grayscale)
+    n = info.frame_count
+    # Grab up to frame n + slack: if it exists, the header undercounts enough to skew sampling.
+    probe = None if info.frame_count_counted or num <= 0 else n + n // (2 * num)
+    frames, got, ended_at, more = _read_pass(path, uniform_frame_indices(n, num), grayscale, probe)
     if ended_at is not None:
         warnings.warn(
-            f"{path}: only {ended_at} of the {info.frame_count} frames in its header decode "
+            f"{path}: only {ended_at} of the {n} frames in its header decode "
             "(truncated or damaged file?); sampling uniformly over the decoded frames",
             stacklevel=2,
         )
         info = VideoInfo(info.path, info.fps, info.width, info.height, ended_at, True, info.fps_from_header)
-        frames, got, _ = _read_pass(path, uniform_frame_indices(ended_at, num), grayscale)
+        frames, got, _, _ = _read_pass(path, uniform_frame_indices(ended_at, num), grayscale)
+    elif more:
+        counted = count_frames(path)
+        warnings.warn(
+            f"{path}: its header says {n} frames but {counted} decode (wrong header?); "
+            "sampling uniformly over the decoded frames",
+            stacklevel=2,
+        )
+        info = VideoInfo(info.path, info.fps, info.width, info.height, counted, True, info.fps_from_header)
+        frames, got, _, _ = _read_pass(path, uniform_frame_indices(counted, num), grayscale)
     return frames, got, info
