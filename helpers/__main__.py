@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run folder to write (model.keras, history, metrics.json)")
     p.add_argument("--model", default="light", choices=["light", "article"], help="architecture (default light)")
     p.add_argument("--frames", type=int, default=32, help="sequence length fed to the model (default 32)")
-    p.add_argument("--epochs", type=int, default=30, help="maximum epochs; early stopping on validation")
+    p.add_argument("--epochs", type=int, default=40, help="maximum epochs (default 40); early stopping on validation")
     p.add_argument("--batch-size", type=int, default=8, help="batch size (default 8)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--strategy", default=None, choices=["mirrored"],
@@ -124,7 +124,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (OSError, ValueError) as err:
+        # Our errors (unreadable clip, unsafe archive, refused pickle, damaged cache, missing
+        # folder) name the file and the fix: print that, not a traceback.
+        print(f"error: {type(err).__name__}: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

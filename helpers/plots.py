@@ -109,11 +109,15 @@ def index_timelines(rows: Mapping[str, np.ndarray], n_source: int, width: float 
 
 
 def label_histograms(labels: Mapping[str, Sequence[float]], bins: int = 20, width: float = 14.0) -> plt.Figure:
-    """One histogram per trait of scores in [0, 1], with the mean marked."""
+    """One histogram per trait of scores in [0, 1], with the mean marked.
+
+    ``labels`` maps a trait to its scores: a sequence, or clip -> score as ``load_annotations`` returns.
+    """
     names = [t for t in TRAITS if t in labels] + [t for t in labels if t not in TRAITS]
     fig, axes = plt.subplots(1, len(names), figsize=(width, 2.8), sharey=True, squeeze=False)
     for ax, name in zip(axes[0], names):
-        values = np.asarray(labels[name], dtype=float)
+        scores = labels[name]
+        values = np.asarray(list(scores.values()) if isinstance(scores, Mapping) else scores, dtype=float)
         ax.hist(values, bins=bins, range=(0, 1), color="#4c72b0")
         ax.axvline(values.mean(), color="k", ls="--", lw=1)
         ax.set_title(f"{name}\nmean {values.mean():.2f}, sd {values.std():.2f}", fontsize=9)

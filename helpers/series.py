@@ -41,12 +41,13 @@ def ensure_demo_data(root: Path | None = None) -> Path:
 
 def ensure_cache(root: Path | None = None, workers: int | None = None) -> Path:
     """The prepared cache of the demo data; ``prepare`` resumes, so this is quick when done before."""
-    from helpers.cache import prepare
+    from helpers.cache import prepare, read_manifest
 
     root = root or data_dir()
     source = ensure_demo_data(root)
     cache = root / "cache"
-    if not (cache / "manifest.json").is_file():
+    # An interrupted prepare leaves a manifest marked incomplete: run it again, it resumes.
+    if not (cache / "manifest.json").is_file() or not read_manifest(cache).get("complete"):
         prepare(source, cache, frames=FRAMES, size=SIZE, workers=workers)
     return cache
 
@@ -86,6 +87,7 @@ def execute_notebook(path: Path, timeout: int = 900) -> NotebookRun:
     """Run every cell of ``path`` in a fresh kernel and save the outputs in place."""
     import nbformat
     from nbclient import NotebookClient
+    from nbconvert.preprocessors import CoalesceStreamsPreprocessor
 
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
@@ -100,6 +102,8 @@ def execute_notebook(path: Path, timeout: int = 900) -> NotebookRun:
         if process is not None:
             peak = _peak_rss_mb(process.pid)
     seconds = time.perf_counter() - start
+    # Progress bars arrive as hundreds of "\r" updates: keep only their final state.
+    nb, _ = CoalesceStreamsPreprocessor().preprocess(nb, {})
     nbformat.write(nb, path)
     return NotebookRun(path, seconds, peak)
 

@@ -1,0 +1,348 @@
+"""Tests for helpers.cache.prepare (and the cache format it writes), on tiny synthetic clips."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from helpers import ANNOTATION_KEYS, TRAITS
+from helpers import cache
+from helpers.cache import CacheSettingsError, clip_cache_path, load_clip_cache, prepare, read_manifest
+from helpers.synthetic import gradient_background, place_face, write_video
+
+REPO = Path(__file__).resolve().parent.parent
+FRAMES, SIZE = 6, 24
+
+
+def write_clip(path: Path, seed: int, face: bool = True, n: int = 8) -> Path:
+    """A 96x96 clip of ``n`` frames: the face photo on a random background, or the background alone."""
+    rng = np.random.default_rng(seed)
+    background = gradient_background(96, 96, rng)
+    frames = [place_face(background, (48 + i % 3, 50), 44)[0] if face else background for i in range(n)]
+    write_video(path, frames, 25)
+    return path
+
+
+def annotation_bytes(scores: dict[str, float]) -> bytes:
+    """Real-format annotation file (protocol 2, numpy.float64 interview) from clip -> one score for all traits."""
+    table: dict[str, dict] = {t: {c: float(s) for c, s in scores.items()} for t in TRAITS}
+    table["interview"] = {c: np.float64(s / 2) for c, s in scores.items()}
+    data = pickle.dumps(table, protocol=2)
+    assert data.startswith(b"\x80\x02")
+    return data
+
+
+TRAIN_LABELS = {"J4GQm9j0JZ0.001.mp4": 0.1, "J4GQm9j0JZ0.002.mp4": 0.2, "x-y_z.q.000.mp4": 0.3,
+                "blank.001.mp4": 0.4, "text.001.mp4": 0.5, "gone.001.mp4": 0.6}
+VAL_LABELS = {"v4l.001.mp4": 0.7}
+
+
+@pytest.fixture
+def dataset(tmp_path) -> Path:
+    """A tiny First Impressions layout: two splits, a no-face clip, two unreadable files, labels."""
+    src = tmp_path / "src"
+    train = src / "train-1" / "training80_01"
+    write_clip(train / "J4GQm9j0JZ0.001.mp4", 1)
+    write_clip(train / "J4GQm9j0JZ0.002.mp4", 2)
+    write_clip(train / "x-y_z.q.000.mp4", 3)
+    write_clip(train / "blank.001.mp4", 4, face=False)
+    (train / "text.001.mp4").write_text("this is not a video")
+    (train / "empty.001.mp4").write_bytes(b"")  # and has no label either
+    write_clip(src / "validation80_01" / "v4l.001.mp4", 5)
+    (src / "annotation_training.pkl").write_bytes(annotation_bytes(TRAIN_LABELS))
+    (src / "annotation_validation.pkl").write_bytes(annotation_bytes(VAL_LABELS))
+    return src
+
+
+EXPECTED_STATUS = {"J4GQm9j0JZ0.001.mp4": "prepared", "J4GQm9j0JZ0.002.mp4": "prepared",
+                   "x-y_z.q.000.mp4": "prepared", "blank.001.mp4": "no_face", "text.001.mp4": "unreadable",
+                   "empty.001.mp4": "unreadable", "v4l.001.mp4": "prepared"}
+
+
+def statuses(out: Path) -> dict[str, str]:
+    return {name: e["status"] for name, e in read_manifest(out)["clips"].items()}
+
+
+class CountingFaces:
+    """Stands in for ``video_to_faces``: counts calls, fails on 'text'/'empty' clips, no face in 'blank'."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def __call__(self, path: str, frames: int, size: int):
+        from helpers.video import VideoReadError
+
+        name = Path(path).name
+        self.calls.append(name)
+        if name.startswith(("text", "empty")):
+            raise VideoReadError(f"OpenCV could not open {path}")
+        n = frames
+        found = np.full(n, not name.startswith("blank"))
+        faces = np.full((n, size, size), len(self.calls) % 256, np.uint8)
+        return SimpleNamespace(faces=faces, found=found, boxes=np.zeros((n, 4)), frame_indices=np.arange(n), fps=25.0)
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+def test_prepare_end_to_end(dataset, tmp_path):
+    out = tmp_path / "cache"
+    summary = prepare(dataset, out, frames=FRAMES, size=SIZE, workers=1, progress=False)
+    manifest = read_manifest(out)
+    assert manifest["complete"] is True and manifest["settings"] == {"frames": FRAMES, "size": SIZE}
+    assert statuses(out) == EXPECTED_STATUS
+    clips = manifest["clips"]
+    # labels: every trait of the file (five + interview) as floats, matched by clip name
+    assert clips["J4GQm9j0JZ0.002.mp4"]["labels"] == {**{t: 0.2 for t in TRAITS}, "interview": 0.1}
+    assert clips["v4l.001.mp4"]["labels"]["openness"] == 0.7
+    assert clips["empty.001.mp4"]["labels"] is None
+    assert {n: e["split"] for n, e in clips.items()} == {n: "validation" if n == "v4l.001.mp4" else "train"
+                                                         for n in EXPECTED_STATUS}
+    # files: prepared and no_face have one; unreadable has the error naming the clip
+    for name, entry in clips.items():
+        if entry["status"] == "unreadable":
+            assert entry["file"] is None and name in entry["error"] and "VideoReadError" in entry["error"]
+            assert not clip_cache_path(out, name).exists()
+            continue
+        arrays = load_clip_cache(out / entry["file"])
+        assert arrays["faces"].shape == (FRAMES, SIZE, SIZE)
+        assert entry["n_frames"] == FRAMES and entry["n_found"] == int(arrays["found"].sum())
+        assert entry["fps"] == pytest.approx(25.0) and entry["video"].endswith(name)
+        assert (entry["n_found"] > 0) == (entry["status"] == "prepared")
+    assert clips["blank.001.mp4"]["n_found"] == 0
+    # summary: counts overall and per split, both directions of label matching
+    assert {k: summary[k] for k in ("clips", "prepared", "no_face", "unreadable", "labels_without_clip",
+                                    "clips_without_label", "reused", "redone")} == {
+        "clips": 7, "prepared": 4, "no_face": 1, "unreadable": 2, "labels_without_clip": 1,
+        "clips_without_label": 1, "reused": 0, "redone": 0}
+    assert summary["splits"]["train"] == {"clips": 6, "prepared": 3, "no_face": 1, "unreadable": 2,
+                                          "labels_without_clip": 1, "clips_without_label": 1}
+    assert summary["splits"]["validation"]["prepared"] == 1 and summary["splits"]["test"]["clips"] == 0
+    assert manifest["labels_without_clip"] == ["gone.001.mp4"]
+    assert manifest["clips_without_label"] == ["empty.001.mp4"]
+    assert manifest["summary"] == summary
+    assert json.loads(json.dumps(summary)) == summary  # the CLI prints it as JSON
+
+
+def test_prepare_resumes_and_redoes_damaged_files(dataset, tmp_path, monkeypatch):
+    out = tmp_path / "cache"
+    prepare(dataset, out, frames=FRAMES, size=SIZE, workers=1, progress=False)
+    files = {n: clip_cache_path(out, n) for n, s in EXPECTED_STATUS.items() if s != "unreadable"}
+    mtimes = {n: p.stat().st_mtime_ns for n, p in files.items()}
+    fake = CountingFaces()
+    monkeypatch.setattr(cache, "_video_to_faces", fake)
+
+    summary = prepare(dataset, out, frames=FRAMES, size=SIZE, workers=1, progress=False)
+    assert sorted(fake.calls) == ["empty.001.mp4", "text.001.mp4"]  # only unreadable clips are retried
+    assert summary["reused"] == 5 and summary["redone"] == 0
+    assert {n: p.stat().st_mtime_ns for n, p in files.items()} == mtimes
+    assert statuses(out) == EXPECTED_STATUS
+
+    # damage one file, delete another: both redone, the rest untouched
+    files["x-y_z.q.000.mp4"].write_bytes(files["x-y_z.q.000.mp4"].read_bytes()[:100])
+    files["blank.001.mp4"].unlink()
+    fake.calls.clear()
+    summary = prepare(dataset, out, frames=FRAMES, size=SIZE, workers=1, progress=False)
+    assert sorted(fake.calls) == ["blank.001.mp4", "empty.001.mp4", "text.001.mp4", "x-y_z.q.000.mp4"]
+    assert summary["redone"] == 1 and summary["reused"] == 3
+    load_clip_cache(files["x-y_z.q.000.mp4"])  # readable again
+    assert statuses(out) == EXPECTED_STATUS
+
+
+def test_prepare_with_other_settings_is_refused(dataset, tmp_path):
+    out = tmp_path / "cache"
+    prepare(dataset, out, frames=FRAMES, size=SIZE, workers=1, progress=False)
+    with pytest.raises(CacheSettingsError, match="another --out") as err:
+        prepare(dataset, out, frames=FRAMES, size=SIZE + 8, workers=1, progress=False)
+    assert "'size': 24" in str(err.value) and "'size': 32" in str(err.value)
+    assert read_manifest(out)["settings"] == {"frames": FRAMES, "size": SIZE}  # left as it was
+
+
+def test_files_of_other_settings_without_manifest_are_redone(dataset, tmp_path, monkeypatch):
+    out = tmp_path / "cache"
+    prepare(dataset, out, frames=FRAMES, size=SIZE, workers=1, progress=False)
+    (out / cache.MANIFEST_NAME).unlink()  # lost: only the clip files tell
+    fake = CountingFaces()
+    monkeypatch.setattr(cache, "_video_to_faces", fake)
+    summary = prepare(dataset, out, frames=FRAMES, size=SIZE * 2, workers=1, progress=False)
+    assert summary["redone"] == 5 and len(fake.calls) == 7
+    assert load_clip_cache(clip_cache_path(out, "v4l.001.mp4"))["faces"].shape[1:] == (SIZE * 2, SIZE * 2)
+
+
+def test_prepare_workers_2_matches_one_process(dataset, tmp_path):
+    one = prepare(dataset, tmp_path / "one", frames=FRAMES, size=SIZE, workers=1, progress=False)
+    two = prepare(dataset, tmp_path / "two", frames=FRAMES, size=SIZE, workers=2, progress=False)
+    assert two["workers"] == 2 and one["workers"] == 1
+    assert statuses(tmp_path / "two") == EXPECTED_STATUS
+    for key in ("prepared", "no_face", "unreadable", "splits"):
+        assert one[key] == two[key]
+    for name, status in EXPECTED_STATUS.items():
+        if status != "unreadable":
+            a = load_clip_cache(clip_cache_path(tmp_path / "one", name))
+            b = load_clip_cache(clip_cache_path(tmp_path / "two", name))
+            assert np.array_equal(a["faces"], b["faces"]) and np.array_equal(a["found"], b["found"])
+
+
+def _crash_on_boom(task):
+    """Pool task standing in for ``_prepare_task``: kills its worker on clips named 'boom*'."""
+    name = task[0]
+    if name.startswith("boom"):
+        os._exit(3)  # what a decoder segfault looks like to the pool
+    return name, {"status": "prepared"}
+
+
+def test_pool_survives_a_worker_dying(monkeypatch):
+    monkeypatch.setattr(cache, "_prepare_task", _crash_on_boom)
+    tasks = [(f"{'boom' if i in (3, 7) else 'ok'}{i}.001.mp4", "", "", 1, 1) for i in range(10)]
+    results = dict(cache._pool_results(tasks, 2))
+    assert set(results) == {t[0] for t in tasks}
+    for name, fields in results.items():
+        if name.startswith("boom"):
+            assert fields["status"] == "unreadable" and "worker process died" in fields["error"]
+        else:
+            assert fields == {"status": "prepared"}
+
+
+def test_killed_run_keeps_finished_clips_and_resumes(dataset, tmp_path, monkeypatch):
+    """SIGKILL part-way (the 4th clip): the manifest holds what finished; the next run does the rest."""
+    out = tmp_path / "cache"
+    script = textwrap.dedent(f"""
+        import os, signal, sys
+        sys.path.insert(0, {str(REPO)!r})
+        from helpers import cache
+        real, calls = cache._video_to_faces, []
+        def dying(path, frames, size):
+            calls.append(path)
+            if len(calls) == 4:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real(path, frames, size)
+        cache._video_to_faces = dying
+        cache.MANIFEST_EVERY_S = 0.0
+        cache.prepare({str(dataset)!r}, {str(out)!r}, frames={FRAMES}, size={SIZE}, workers=1, progress=False)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr.decode()[-2000:]
+    manifest = read_manifest(out)
+    assert manifest["complete"] is False
+    done = sorted(manifest["clips"])
+    assert len(done) == 3 and manifest["summary"]["done"] == 3 and manifest["summary"]["clips"] == 7
+    assert not list((out / cache.CLIPS_DIR).glob(".*.tmp"))  # no half-written file left behind
+
+    fake = CountingFaces()
+    monkeypatch.setattr(cache, "_video_to_faces", fake)
+    summary = prepare(dataset, out, frames=FRAMES, size=SIZE, workers=1, progress=False)
+    finished = [n for n in done if EXPECTED_STATUS[n] != "unreadable"]
+    assert sorted(fake.calls) == sorted(set(EXPECTED_STATUS) - set(finished))
+    assert summary["reused"] == len(finished) and read_manifest(out)["complete"] is True
+    assert set(statuses(out)) == set(EXPECTED_STATUS)
+
+
+def test_manifest_written_during_the_run(dataset, tmp_path, monkeypatch):
+    out = tmp_path / "cache"
+    seen: list[int] = []
+    fake = CountingFaces()
+
+    def watching(path, frames, size):
+        manifest = read_manifest(out)  # written before the first clip, then after each (interval 0)
+        seen.append(len(manifest["clips"]))
+        assert manifest["complete"] is False
+        return fake(path, frames, size)
+
+    monkeypatch.setattr(cache, "_video_to_faces", watching)
+    monkeypatch.setattr(cache, "MANIFEST_EVERY_S", 0.0)
+    prepare(dataset, out, frames=FRAMES, size=SIZE, workers=1, progress=False)
+    assert seen == list(range(7))
+
+
+def test_prepare_from_nested_zips_with_cache_inside_source(tmp_path):
+    src = tmp_path / "src"
+    clips = tmp_path / "made"
+    names = ["J4GQm9j0JZ0.001.mp4", "J4GQm9j0JZ0.002.mp4"]
+    for i, name in enumerate(names):
+        write_clip(clips / name, 10 + i)
+    inner = tmp_path / "training80_01.zip"
+    with zipfile.ZipFile(inner, "w") as zf:
+        for name in names:
+            zf.write(clips / name, name)
+    src.mkdir()
+    with zipfile.ZipFile(src / "train-1.zip", "w") as zf:
+        zf.write(inner, "training80_01.zip")
+    with zipfile.ZipFile(src / "train-annotation.zip", "w") as zf:  # labels zipped too, as shipped
+        zf.writestr("annotation_training.pkl", annotation_bytes({n: 0.25 for n in names}))
+    out = src / "cache"  # inside the source: must not be searched as part of the dataset
+    for _ in range(2):
+        summary = prepare(src, out, frames=FRAMES, size=SIZE, workers=1, progress=False)
+        assert summary["clips"] == 2 and summary["splits"]["train"]["prepared"] == 2
+        assert summary["clips_without_label"] == 0 and summary["labels_without_clip"] == 0
+    assert (out / "extracted/train-1/training80_01/J4GQm9j0JZ0.001.mp4").is_file()
+    assert summary["reused"] == 2
+    manifest = read_manifest(out)
+    assert manifest["clips"]["J4GQm9j0JZ0.002.mp4"]["labels"]["interview"] == 0.125
+    assert str(out / "extracted/train-annotation/annotation_training.pkl") in manifest["label_files"]
+
+
+def test_explicit_labels_and_bad_arguments(dataset, tmp_path):
+    out = tmp_path / "cache"
+    summary = prepare(dataset, out, frames=FRAMES, size=SIZE, workers=1, progress=False,
+                      labels=[dataset / "annotation_validation.pkl"])
+    assert summary["clips_without_label"] == 6 and summary["labels_without_clip"] == 0
+    with pytest.raises(FileNotFoundError, match="nowhere.pkl"):
+        prepare(dataset, out, frames=FRAMES, size=SIZE, workers=1, progress=False,
+                labels=[tmp_path / "nowhere.pkl"])
+    with pytest.raises(FileNotFoundError, match="not found"):
+        prepare(tmp_path / "missing", out, progress=False)
+    with pytest.raises(ValueError, match="must not be the dataset folder"):
+        prepare(dataset, dataset, progress=False)
+    with pytest.raises(ValueError, match="workers"):
+        prepare(dataset, out, workers=0, progress=False)
+
+
+def test_cli_prepare_prints_summary(dataset, tmp_path):
+    out = tmp_path / "cache"
+    proc = subprocess.run([sys.executable, "-m", "helpers", "prepare", str(dataset), "--out", str(out),
+                           "--frames", str(FRAMES), "--size", str(SIZE), "--workers", "1"],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads(proc.stdout)
+    assert summary["prepared"] == 4 and summary["unreadable"] == 2 and summary["no_face"] == 1
+    assert set(read_manifest(out)["clips"]["v4l.001.mp4"]["labels"]) == set(ANNOTATION_KEYS)
+
+
+def test_progress_bar_on_stderr_only_when_asked(dataset, tmp_path, monkeypatch, capfd):
+    monkeypatch.setattr(cache, "_video_to_faces", CountingFaces())
+    prepare(dataset, tmp_path / "quiet", frames=FRAMES, size=SIZE, workers=1, progress=False)
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+    prepare(dataset, tmp_path / "shown", frames=FRAMES, size=SIZE, workers=1, progress=True)
+    out, err = capfd.readouterr()
+    assert out == "" and "prepare" in err and "7/7" in err
+
+
+def test_reader_warnings_are_recorded_and_kept_on_resume(dataset, tmp_path, monkeypatch):
+    import warnings
+
+    fake = CountingFaces()
+
+    def warning_faces(path, frames, size):
+        if "x-y_z" in path:
+            warnings.warn(f"{path}: decoding ended after 5 frames; the clip may be truncated")
+        return fake(path, frames, size)
+
+    monkeypatch.setattr(cache, "_video_to_faces", warning_faces)
+    out = tmp_path / "cache"
+    for run in range(2):
+        prepare(dataset, out, frames=FRAMES, size=SIZE, workers=1, progress=False)
+        clips = read_manifest(out)["clips"]
+        assert "truncated" in clips["x-y_z.q.000.mp4"]["warning"] and "x-y_z.q.000.mp4" in clips["x-y_z.q.000.mp4"]["warning"]
+        assert clips["v4l.001.mp4"]["warning"] is None
+    assert fake.calls.count("x-y_z.q.000.mp4") == 1  # the second run reused it, warning and all
