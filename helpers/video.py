@@ -265,21 +265,11 @@ def read_uniform_frames(path: str | Path, num: int, grayscale: bool = True) -> t
     # Grab up to frame n + slack: if it exists, the header undercounts enough to skew sampling.
     probe = None if info.frame_count_counted or num <= 0 else n + n // (2 * num)
     frames, got, ended_at, more = _read_pass(path, uniform_frame_indices(n, num), grayscale, probe)
-    if ended_at is not None:
-        warnings.warn(
-            f"{path}: only {ended_at} of the {n} frames in its header decode "
-            "(truncated or damaged file?); sampling uniformly over the decoded frames",
-            stacklevel=2,
-        )
-        info = VideoInfo(info.path, info.fps, info.width, info.height, ended_at, True, info.fps_from_header)
-        frames, got, _, _ = _read_pass(path, uniform_frame_indices(ended_at, num), grayscale)
-    elif more:
-        counted = count_frames(path)
-        warnings.warn(
-            f"{path}: its header says {n} frames but {counted} decode (wrong header?); "
-            "sampling uniformly over the decoded frames",
-            stacklevel=2,
-        )
-        info = VideoInfo(info.path, info.fps, info.width, info.height, counted, True, info.fps_from_header)
-        frames, got, _, _ = _read_pass(path, uniform_frame_indices(counted, num), grayscale)
+    if ended_at is not None or more:
+        decoded = ended_at if ended_at is not None else count_frames(path)
+        why = (f"only {decoded} of the {n} frames in its header decode (truncated or damaged file?)"
+               if ended_at is not None else f"its header says {n} frames but {decoded} decode (wrong header?)")
+        warnings.warn(f"{path}: {why}; sampling uniformly over the decoded frames", stacklevel=2)
+        info = VideoInfo(info.path, info.fps, info.width, info.height, decoded, True, info.fps_from_header)
+        frames, got, _, _ = _read_pass(path, uniform_frame_indices(decoded, num), grayscale)
     return frames, got, info

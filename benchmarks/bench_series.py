@@ -1,0 +1,57 @@
+"""Wall time of the notebook series, and each kernel's peak memory.
+
+    python benchmarks/bench_series.py [--cold]
+
+Executes copies of ``notebooks/NN_*.ipynb`` (the committed notebooks are left as they
+are) in order, each in a fresh kernel, as a reader would run them. ``--cold`` first
+deletes what the series builds in ``data/`` (demo clips, cache, trained run), so the
+figures include building them, as on a fresh clone. Targets: the whole series in
+<= 5 minutes on 2 cores, every kernel <= 1.5 GB peak RSS (VmHWM of the kernel process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run from anywhere without installing
+
+from helpers.series import data_dir, execute_series, notebook_paths  # noqa: E402
+
+TARGET_SECONDS = 300
+TARGET_RSS_MB = 1536
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cold", action="store_true", help="delete data/demo, data/cache and data/runs first")
+    args = parser.parse_args()
+    if args.cold:
+        for name in ("demo", "cache", "runs"):
+            shutil.rmtree(data_dir() / name, ignore_errors=True)
+    # Kernels inherit the environment: let them import helpers from this checkout.
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    with tempfile.TemporaryDirectory() as tmp:
+        copies = []
+        for path in notebook_paths():
+            copy = Path(tmp) / path.name
+            shutil.copy2(path, copy)
+            copies.append(copy)
+        print(f"{'notebook':<40} {'seconds':>7}   kernel peak RSS", flush=True)
+        runs = execute_series(copies)
+    total = sum(r.seconds for r in runs)
+    peak = max((r.kernel_peak_rss_mb or 0.0) for r in runs)
+    print(f"{'series':<40} {total:7.1f} s ({'cold' if args.cold else 'warm'} data/); largest kernel {peak:.0f} MB")
+    ok_time, ok_rss = total <= TARGET_SECONDS, peak <= TARGET_RSS_MB
+    print(f"{'PASS' if ok_time else 'FAIL'}  series {total:.0f} s (<= {TARGET_SECONDS} s)")
+    print(f"{'PASS' if ok_rss else 'FAIL'}  largest kernel {peak:.0f} MB (<= {TARGET_RSS_MB} MB)")
+    return 0 if ok_time and ok_rss else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
