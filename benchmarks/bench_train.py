@@ -1,0 +1,321 @@
+"""Benchmark training: memory, step time and accuracy of the default (light) model.
+
+    python benchmarks/bench_train.py [--clips 200] [--seed 0] [--frames 32] [--batch-size 8]
+                                     [--steps 20] [--warmup 3] [--no-prepare] [--skip-article]
+
+On the synthetic demo dataset (made once with ``helpers.demo.make_demo_dataset`` and
+prepared once with ``helpers.cache.prepare``, both kept under the git-ignored
+``benchmarks/out/``), every figure comes from its own fresh subprocess:
+
+1. ``train``: ``helpers.training.train`` of the default model at the settings the
+   notebooks use (``frames`` 32, every other argument at its default), and its test-split
+   report: mean accuracy (1 - MAE) and MAE against the train-mean baseline. Peak memory:
+   the training process's own lifetime peak (``VmHWM`` of ``/proc/self/status``) plus the
+   largest sum of RSS of its descendants, sampled every ``SAMPLE_S`` s by this script
+   (training starts none, so that part is about 0). Not ``RUSAGE_CHILDREN``: TensorFlow's
+   import forks short helper processes, and on Linux a forked child's ``ru_maxrss``
+   starts at its parent's RSS at the fork (about 470 MB here) even after it execs a tiny
+   program, so that figure would count the parent twice.
+2. ``train`` of the per-frame pooled model (``build_per_frame_model``: the same frame
+   encoder, averaged over time) with the same settings: it cannot see the order of
+   frames, so it must do clearly worse on extraversion, the demo trait set by the
+   FREQUENCY of head rocking.
+3. ``steps``: the median time of one training step (``train_on_batch``, after ``--warmup``
+   steps, over ``--steps`` steps) of the light and of the article model, at equal frames
+   and batch size, on the same batches of the demo cache (held in memory, so the input
+   pipeline is not timed), both compiled the same way (``jit_compile=False``, the Keras
+   default on CPU for these models). Also the peak RSS of each of these processes.
+4. The demo data's noise floor (``helpers.demo.noise_floor``: a model predicting every
+   noiseless score exactly) on the test split.
+5. The prepare figures, from ``benchmarks/bench_prepare.py``'s ``measure_prepare``
+   (skip with ``--no-prepare``): peak memory of the process tree preparing 20 and 200
+   clips with 2 workers, and clips/s with 1 and 2 workers.
+
+Targets (the issue's "done when"): light training peak RSS <= 1.5 GB; light step >= 10x
+faster than the article's; light test MAE <= 0.5x the baseline's; per-frame model's
+extraversion MAE >= 1.2x the light model's. Prints a table, the ratios and PASS/FAIL lines, and writes
+everything to ``benchmarks/out/bench_train.json``. Timings depend on the machine and its
+load (the load average is printed); run it on an otherwise idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # run from anywhere without installing
+
+OUT = Path(__file__).resolve().parent / "out"
+MAX_TRAIN_RSS_GB = 1.5
+MIN_STEP_SPEEDUP = 10.0
+MAX_MAE_RATIO = 0.5
+#: The per-frame model's extraversion MAE must exceed the light model's by this factor.
+MIN_EXTRAVERSION_GAP = 1.2
+#: Seconds between samples of a child's descendants' memory.
+SAMPLE_S = 0.05
+
+
+def _vmhwm_mb(pid: str | int = "self") -> float:
+    """Peak resident memory since exec (``VmHWM`` of ``/proc/PID/status``), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (not ``pid`` itself), from ``/proc/PID/task/TID/children``."""
+    found, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    kids = [int(c) for c in f.read().split()]
+                found.extend(kids)
+                todo.extend(kids)
+        except OSError:
+            continue  # ended meanwhile
+    return found
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def _sample_descendants(pid: int, stop: threading.Event, peak: dict[str, float]) -> None:
+    """Until ``stop``: the largest sum of RSS over the descendants of ``pid``."""
+    while not stop.is_set():
+        peak["mb"] = max(peak["mb"], sum(_rss_mb(p) for p in _descendants(pid)))
+        stop.wait(SAMPLE_S)
+
+
+# ----------------------------------------------------------------------------- children
+
+
+def _child_train(cfg: dict[str, Any]) -> dict[str, Any]:
+    from helpers.training import train
+
+    start = time.perf_counter()
+    metrics = train(Path(cfg["cache"]), Path(cfg["out"]), model_name=cfg["model"], frames=cfg["frames"],
+                    seed=cfg["seed"], **({"batch_size": cfg["batch_size"]} if cfg.get("batch_size") else {}))
+    seconds = time.perf_counter() - start
+    keep = ("model", "mean_accuracy", "mean_mae", "baseline_mean_accuracy", "baseline_mean_mae", "mae_ratio",
+            "per_trait", "epochs_run", "best_epoch", "params", "train_seconds", "n_clips", "batch_size", "epochs")
+    return {**{k: metrics[k] for k in keep}, "seconds": round(seconds, 1), "self_peak_mb": round(_vmhwm_mb(), 1)}
+
+
+def _child_steps(cfg: dict[str, Any]) -> dict[str, Any]:
+    import numpy as np
+
+    from helpers.inputs import make_dataset
+    from helpers.models import build_model
+
+    import keras
+
+    keras.utils.set_random_seed(cfg["seed"])
+    ds, _ = make_dataset(Path(cfg["cache"]), "train", cfg["frames"], cfg["batch_size"])
+    batches = []
+    for x, y in ds.as_numpy_iterator():
+        if len(y) == cfg["batch_size"]:
+            batches.append((x, y))
+        if len(batches) == 4:
+            break
+    model = build_model(cfg["model"], cfg["frames"], jit_compile=False)
+    times = []
+    for i in range(cfg["warmup"] + cfg["steps"]):
+        x, y = batches[i % len(batches)]
+        start = time.perf_counter()
+        model.train_on_batch(x, y)
+        if i >= cfg["warmup"]:
+            times.append(time.perf_counter() - start)
+    return {"model": cfg["model"], "params": int(model.count_params()), "steps": len(times),
+            "median_step_s": round(statistics.median(times), 4), "min_step_s": round(min(times), 4),
+            "max_step_s": round(max(times), 4), "frames": cfg["frames"], "batch_size": cfg["batch_size"],
+            "self_peak_mb": round(_vmhwm_mb(), 1)}
+
+
+def _run_child(mode: str, cfg: dict[str, Any]) -> dict[str, Any]:
+    """Run one measurement in a fresh interpreter; its last stdout line is the JSON result.
+
+    Adds ``children_peak_mb`` (largest sum of RSS over the child's own descendants, sampled
+    every ``SAMPLE_S`` s; training starts none, so about 0) and ``peak_rss_mb`` = the
+    child's lifetime peak (``self_peak_mb``, its VmHWM) + ``children_peak_mb``.
+    """
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--child", mode, json.dumps(cfg)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    peak = {"mb": 0.0}
+    stop = threading.Event()
+    sampler = threading.Thread(target=_sample_descendants, args=(proc.pid, stop, peak), daemon=True)
+    sampler.start()
+    stdout, stderr = proc.communicate()
+    stop.set()
+    sampler.join()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{mode} child failed ({proc.returncode}):\n{stderr[-4000:]}")
+    result = json.loads(stdout.strip().splitlines()[-1])
+    result["children_peak_mb"] = round(peak["mb"], 1)
+    result["peak_rss_mb"] = round(result["self_peak_mb"] + peak["mb"], 1)
+    return result
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def demo_cache(clips: int, seed: int, frames: int, size: int = 48) -> tuple[Path, Path]:
+    """The demo dataset and its prepared cache under ``benchmarks/out/``, made on first use."""
+    demo = OUT / f"train_demo_{clips}_seed{seed}"
+    cache = OUT / f"train_cache_{clips}_seed{seed}_f{frames}_s{size}"
+    if not (demo / "annotation_test.pkl").is_file():
+        subprocess.run([sys.executable, "-m", "helpers", "demo-data", str(demo), "--clips", str(clips),
+                        "--seed", str(seed)], cwd=REPO, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    manifest = cache / "manifest.json"
+    if not (manifest.is_file() and json.loads(manifest.read_text()).get("complete")):
+        subprocess.run([sys.executable, "-m", "helpers", "prepare", str(demo), "--out", str(cache),
+                        "--frames", str(frames), "--size", str(size)], cwd=REPO, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return demo, cache
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def _fmt_gb(mb: float) -> str:
+    return f"{mb / 1024:.2f} GB"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clips", type=int, default=200, help="demo clips (default 200, as the notebooks)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--frames", type=int, default=32, help="sequence length (default 32, as the notebooks)")
+    parser.add_argument("--batch-size", type=int, default=8, help="batch of the step timing (default 8)")
+    parser.add_argument("--steps", type=int, default=20, help="timed steps per model (default 20)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
+    parser.add_argument("--no-prepare", action="store_true", help="skip the prepare figures")
+    parser.add_argument("--skip-article", action="store_true", help="skip the article model's step timing")
+    parser.add_argument("--child", nargs=2, metavar=("MODE", "JSON"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        mode, cfg = args.child[0], json.loads(args.child[1])
+        result = {"train": _child_train, "steps": _child_steps}[mode](cfg)
+        print(json.dumps(result))
+        return 0
+
+    from helpers.demo import noise_floor
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    print(f"cpus: {os.cpu_count()}, load average: {os.getloadavg()[0]:.2f}", flush=True)
+    demo, cache = demo_cache(args.clips, args.seed, args.frames)
+    base = {"cache": str(cache), "frames": args.frames, "seed": args.seed}
+    results: dict[str, Any] = {"settings": {**base, "clips": args.clips, "batch_size": args.batch_size,
+                                            "steps": args.steps, "warmup": args.warmup}}
+
+    print("training the light model (notebook settings) ...", flush=True)
+    light = _run_child("train", {**base, "model": "light", "out": str(OUT / "bench_run_light")})
+    print("training the per-frame pooled model ...", flush=True)
+    per_frame = _run_child("train", {**base, "model": "per_frame", "out": str(OUT / "bench_run_per_frame")})
+    print("timing training steps ...", flush=True)
+    steps = {"light": _run_child("steps", {**base, "model": "light", "batch_size": args.batch_size,
+                                           "steps": args.steps, "warmup": args.warmup})}
+    if not args.skip_article:
+        steps["article"] = _run_child("steps", {**base, "model": "article", "batch_size": args.batch_size,
+                                                "steps": args.steps, "warmup": args.warmup})
+    floor = noise_floor(demo, "test")
+    results.update(light=light, per_frame=per_frame, steps=steps, noise_floor=floor)
+
+    prep: dict[str, Any] = {}
+    if not args.no_prepare:
+        try:
+            from benchmarks.bench_prepare import demo_dataset, measure_prepare
+        except ImportError:
+            sys.path.insert(0, str(Path(__file__).resolve().parent))
+            from bench_prepare import demo_dataset, measure_prepare  # type: ignore[no-redef]
+        print("prepare figures (benchmarks/bench_prepare.py: measure_prepare) ...", flush=True)
+        small, large = demo_dataset(20, args.seed), demo_dataset(200, args.seed)
+        prep = {"n20_2w": measure_prepare(small, workers=2, frames=args.frames),
+                "n200_2w": measure_prepare(large, workers=2, frames=args.frames),
+                "n200_1w": measure_prepare(large, workers=1, frames=args.frames)}
+        results["prepare"] = prep
+
+    # ------------------------------------------------------------------ print
+    print()
+    print(f"Demo data: {args.clips} clips (train/validation/test {light['n_clips']['train']}/"
+          f"{light['n_clips']['validation']}/{light['n_clips']['test']}), frames {args.frames}, seed {args.seed}")
+    print()
+    print(f"{'training (test split)':<28}{'mean acc':>9}{'MAE':>8}{'MAE/base':>9}{'extrav. MAE':>12}{'extrav. r':>10}"
+          f"{'epochs':>7}{'time':>8}{'peak RSS':>10}")
+    for name, r in (("light (default)", light), ("per-frame pooled", per_frame)):
+        ex = r["per_trait"]["extraversion"]
+        rr = "n/a" if ex["pearson_r"] is None else f"{ex['pearson_r']:.2f}"
+        print(f"{name:<28}{r['mean_accuracy']:9.4f}{r['mean_mae']:8.4f}{r['mae_ratio']:9.2f}{ex['mae']:12.4f}{rr:>10}"
+              f"{r['epochs_run']:>7}{r['seconds']:>7.0f}s{_fmt_gb(r['peak_rss_mb']):>10}")
+    ex_base = light["per_trait"]["extraversion"]["baseline_mae"]
+    print(f"{'train-mean baseline':<28}{light['baseline_mean_accuracy']:9.4f}{light['baseline_mean_mae']:8.4f}"
+          f"{1.0:9.2f}{ex_base:12.4f}{'n/a':>10}")
+    print(f"{'noise floor (perfect model)':<28}{floor['accuracy']:9.4f}{floor['mae']:8.4f}"
+          f"{floor['mae'] / light['baseline_mean_mae']:9.2f}")
+    print()
+    print("per trait, test MAE (light / per-frame / baseline):")
+    for t, row in light["per_trait"].items():
+        print(f"  {t:<18}{row['mae']:.4f} / {per_frame['per_trait'][t]['mae']:.4f} / {row['baseline_mae']:.4f}")
+    print()
+    print(f"{'step timing':<28}{'params':>12}{'median s/step':>15}{'min':>8}{'max':>8}{'peak RSS':>10}")
+    for name, r in steps.items():
+        print(f"{name:<28}{r['params']:>12,}{r['median_step_s']:>15.3f}{r['min_step_s']:>8.3f}{r['max_step_s']:>8.3f}"
+              f"{_fmt_gb(r['peak_rss_mb']):>10}")
+    print(f"  ({args.steps} steps after {args.warmup} warm-up, batch {args.batch_size}, frames {args.frames}, "
+          "jit_compile=False for both)")
+    if prep:
+        print()
+        print(f"{'prepare':<28}{'clips':>6}{'seconds':>9}{'clips/s':>9}{'tree peak':>11}")
+        for label, key in (("20 clips, 2 workers", "n20_2w"), ("200 clips, 2 workers", "n200_2w"),
+                           ("200 clips, 1 worker", "n200_1w")):
+            r = prep[key]
+            print(f"{label:<28}{r['clips']:>6}{r['seconds']:>9.1f}{r['clips_per_s']:>9.2f}{r['tree_peak_mb']:>8.0f} MB")
+        print(f"  peak 200 / 20 clips: {prep['n200_2w']['tree_peak_mb'] / prep['n20_2w']['tree_peak_mb']:.2f}x; "
+              f"2 / 1 workers: {prep['n200_2w']['clips_per_s'] / prep['n200_1w']['clips_per_s']:.2f}x clips/s")
+
+    checks: dict[str, bool] = {}
+    gb = light["peak_rss_mb"] / 1024
+    checks[f"light training peak RSS {gb:.2f} GB (<= {MAX_TRAIN_RSS_GB} GB)"] = gb <= MAX_TRAIN_RSS_GB
+    if "article" in steps:
+        speedup = steps["article"]["median_step_s"] / steps["light"]["median_step_s"]
+        results["step_speedup"] = speedup
+        checks[f"light step {speedup:.1f}x faster than the article's (>= {MIN_STEP_SPEEDUP:.0f}x)"] = \
+            speedup >= MIN_STEP_SPEEDUP
+    checks[f"light test MAE / baseline MAE = {light['mae_ratio']:.2f} (<= {MAX_MAE_RATIO})"] = \
+        light["mae_ratio"] <= MAX_MAE_RATIO
+    ex_l, ex_p = light["per_trait"]["extraversion"]["mae"], per_frame["per_trait"]["extraversion"]["mae"]
+    checks[f"per-frame pooled model worse on extraversion: MAE {ex_p:.4f} vs light {ex_l:.4f} "
+           f"({ex_p / ex_l:.2f}x, >= {MIN_EXTRAVERSION_GAP}x)"] = ex_p >= MIN_EXTRAVERSION_GAP * ex_l
+    print()
+    print(f"load average after: {os.getloadavg()[0]:.2f}; benchmark took {time.perf_counter() - started:.0f} s")
+    for text, ok in checks.items():
+        print(f"{'PASS' if ok else 'FAIL'}  {text}")
+    results["checks"] = checks
+    (OUT / "bench_train.json").write_text(json.dumps(results, indent=2))
+    return 0 if all(checks.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,286 @@
+"""Train, evaluate and predict.
+
+``train(cache, out)`` uses the official splits written in the cache manifest: it fits on
+``train``, watches ``validation`` for early stopping (the weights of the best validation
+epoch are kept), and scores ``test`` once, at the end, beside the train-mean baseline.
+It writes to the run folder ``out``:
+
+- ``model.keras``: the model (``helpers.models.load_model`` reads it back);
+- ``history.json``: per-epoch ``loss``, ``val_loss`` (the training loss: MSE for the light
+  model) and ``mae``, ``val_mae`` (MAE averaged over the traits, what early stopping watches);
+- ``metrics.json``: the test report of ``helpers.metrics.report`` (``per_trait`` with
+  ``accuracy``, ``mae``, ``pearson_r``, ``baseline_accuracy``, ``baseline_mae``;
+  ``mean_accuracy``, ``baseline_mean_accuracy``, ``mean_mae``, ...), the same figures for
+  validation under ``validation``, the ``settings`` a prediction needs (``frames``,
+  ``size``, ``sample_frames``, ``sequence_strategy``) and the run's ``model``, ``seed``,
+  ``epochs_run``, ``best_epoch``, clip counts and skipped files.
+
+``predict_video(video, run_dir)`` turns one clip into trait scores with the run's
+settings and the same preprocessing as training.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from helpers import TRAITS
+from helpers import metrics as M
+from helpers.cache import read_manifest, write_json_atomic
+from helpers.inputs import (DEFAULT_SEQUENCE_STRATEGY, ClipSource, clip_source, dataset_from_source, split_entries,
+                            to_model_input)
+
+#: Defaults chosen on the demo data (see ``benchmarks/bench_train.py``): the light model's
+#: validation MAE still improves at epoch 40 of a cosine schedule; each epoch of 120 demo
+#: clips takes about 2 s on two CPU cores.
+DEFAULT_EPOCHS = 40
+DEFAULT_BATCH_SIZE = 8
+#: Epochs without a better validation loss before training stops (the best weights are kept).
+DEFAULT_PATIENCE = 10
+#: The learning rate falls from its start value to this fraction of it over the epochs (cosine).
+FINAL_LR_FRACTION = 0.05
+#: Learning rate per model when the caller gives none.
+DEFAULT_LEARNING_RATES = {"light": 3e-3, "per_frame": 3e-3, "article": 1e-4}
+
+
+class EpochLine(keras.callbacks.Callback):
+    """Keras callback printing one line per epoch: loss and MAE on training and validation, seconds."""
+
+    def __init__(self, epochs: int):
+        super().__init__()
+        self.epochs = epochs
+        self._start = time.perf_counter()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        parts = [f"epoch {epoch + 1:>3}/{self.epochs}"]
+        parts += [f"{k} {float(logs[k]):.4f}" for k in ("loss", "val_loss", "mae", "val_mae") if k in logs]
+        parts.append(f"({time.perf_counter() - self._start:.1f} s)")
+        print("  ".join(parts), flush=True)
+
+
+def cosine_learning_rate(epoch: int, epochs: int, start: float, final_fraction: float = FINAL_LR_FRACTION) -> float:
+    """Learning rate of ``epoch`` (0-based): ``start`` at 0, falling on a half cosine to
+    ``start * final_fraction`` at the last epoch. Large steps first, small steps to settle."""
+    t = epoch / max(1, epochs - 1)
+    return float(start * (final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))))
+
+
+def _sample_frames(manifest: dict[str, Any], default: int) -> int:
+    """How many frames per clip the cache was prepared with (what predict_video must sample)."""
+    settings = manifest.get("settings") or {}
+    for key in ("frames", "num_frames"):
+        if isinstance(settings.get(key), int):
+            return settings[key]
+    return default
+
+
+def _distribution(strategy: str | None):
+    import tensorflow as tf
+
+    if strategy is None:
+        return tf.distribute.get_strategy()  # the default (no-op) strategy
+    if strategy == "mirrored":
+        # Copies the model onto every visible GPU (or the one CPU when there is none) and
+        # splits each batch among them; for several GPUs in one machine. Several machines
+        # need tf.distribute.MultiWorkerMirroredStrategy instead.
+        return tf.distribute.MirroredStrategy()
+    raise ValueError(f"unknown strategy {strategy!r}; use None or 'mirrored'")
+
+
+def predict_source(model, source: ClipSource, batch_size: int = 8) -> dict[str, Any]:
+    """Predictions for every readable clip of ``source``, in its order.
+
+    Returns ``{"names", "y_true" [n, 5], "y_pred" [n, 5], "skipped"}``.
+    """
+    ds = dataset_from_source(source, batch_size)
+    ys, ps = [], []
+    for x, y in ds.as_numpy_iterator():
+        ps.append(np.asarray(model.predict_on_batch(x), dtype=np.float64))
+        ys.append(y.astype(np.float64))
+    names = [e.name for e in source.entries if e.name not in source.skipped]
+    empty = np.zeros((0, len(TRAITS)))
+    return {"names": names, "y_true": np.concatenate(ys) if ys else empty,
+            "y_pred": np.concatenate(ps) if ps else empty, "skipped": dict(source.skipped)}
+
+
+def _faces_input_shape(model) -> tuple:
+    for tensor in model.inputs:
+        if tensor.name.split(":")[0] == "faces" or len(tensor.shape) == 5:
+            return tuple(tensor.shape)
+    raise ValueError(f"model {model.name} has no 'faces' input")
+
+
+def evaluate(model, cache: Path, split: str = "test", *, frames: int | None = None, batch_size: int = 8,
+             train_means: Any | None = None, sequence_strategy: str | None = None) -> dict[str, Any]:
+    """Score ``model`` (a Keras model or a run folder written by ``train``) on ``split`` of ``cache``.
+
+    Returns ``helpers.metrics.report`` (model beside the train-mean baseline) plus
+    ``split``, ``names``, ``y_true``, ``y_pred`` (lists, for plots) and ``skipped``. The
+    baseline uses ``train_means`` when given, else the means of the cache's training
+    labels. ``frames`` and ``sequence_strategy`` default to the run's settings (or the
+    model's input length and ``"zero_pad"``).
+    """
+    cache = Path(cache)
+    manifest = read_manifest(cache)
+    if isinstance(model, (str, Path)):
+        run = load_run(model)
+        model = run["model"]
+        frames = frames or run["settings"]["frames"]
+        sequence_strategy = sequence_strategy or run["settings"].get("sequence_strategy")
+    shape = _faces_input_shape(model)
+    frames = frames or int(shape[1])
+    sequence_strategy = sequence_strategy or DEFAULT_SEQUENCE_STRATEGY
+    source = clip_source(cache, split, frames, strategy=sequence_strategy, size=int(shape[2]), manifest=manifest)
+    pred = predict_source(model, source, batch_size)
+    if len(pred["names"]) == 0:
+        raise ValueError(f"no readable clips in split {split!r} of {cache}")
+    if train_means is None:
+        train_means = M.train_means(np.stack([e.labels for e in split_entries(cache, "train", manifest)]))
+    rep = M.report(pred["y_true"], pred["y_pred"], means=train_means)
+    rep.update(split=split, names=pred["names"], y_true=pred["y_true"].tolist(),
+               y_pred=pred["y_pred"].tolist(), skipped=pred["skipped"])
+    return rep
+
+
+def train(cache: Path, out: Path, model_name: str = "light", frames: int = 32, epochs: int = DEFAULT_EPOCHS,
+          batch_size: int = DEFAULT_BATCH_SIZE, seed: int = 0, strategy: str | None = None, verbose: int = 0,
+          *, learning_rate: float | None = None, patience: int = DEFAULT_PATIENCE,
+          sequence_strategy: str = DEFAULT_SEQUENCE_STRATEGY, model_kwargs: dict | None = None) -> dict[str, Any]:
+    """Train ``model_name`` on the cache's train split, stop early on validation, score test once.
+
+    ``verbose=1`` prints one line per epoch; Keras' own progress bars stay off.
+    ``strategy="mirrored"`` builds and compiles the model under
+    ``tf.distribute.MirroredStrategy`` (meant for several GPUs; it also runs on one CPU).
+    Returns the dict written to ``out/metrics.json`` (see the module docstring).
+    """
+    from helpers.models import build_model
+
+    cache, out = Path(cache), Path(out)
+    manifest = read_manifest(cache)
+    keras.utils.set_random_seed(seed)
+    train_src = clip_source(cache, "train", frames, shuffle=True, seed=seed, strategy=sequence_strategy,
+                            manifest=manifest)
+    size = train_src.size
+    val_src = clip_source(cache, "validation", frames, strategy=sequence_strategy, size=size, manifest=manifest)
+    lr = DEFAULT_LEARNING_RATES.get(model_name, 1e-3) if learning_rate is None else learning_rate
+
+    with _distribution(strategy).scope():
+        model = build_model(model_name, frames, size, learning_rate=lr, **(model_kwargs or {}))
+
+    callbacks = [
+        keras.callbacks.LearningRateScheduler(lambda epoch: cosine_learning_rate(epoch, epochs, lr)),
+        # Model choice on the validation split by the challenge's own measure (MAE), whatever the loss.
+        keras.callbacks.EarlyStopping(monitor="val_mae", mode="min", patience=patience, restore_best_weights=True),
+    ]
+    if verbose:
+        callbacks.append(EpochLine(epochs))
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        # The streamed datasets have no known length (damaged files are skipped as met), so
+        # Keras warns at the end of the first epoch that the input "ran out of data": expected.
+        warnings.filterwarnings("ignore", message=".*ran out of data.*")
+        history = model.fit(dataset_from_source(train_src, batch_size),
+                            validation_data=dataset_from_source(val_src, batch_size),
+                            epochs=epochs, callbacks=callbacks, shuffle=False, verbose=0)
+    train_seconds = time.perf_counter() - start
+    hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    best_epoch = int(np.argmin(hist["val_mae"])) + 1 if hist.get("val_mae") else len(hist.get("loss", []))
+
+    out.mkdir(parents=True, exist_ok=True)
+    model.save(out / "model.keras")
+    write_json_atomic(out / "history.json", hist)
+
+    usable_train = train_src.usable
+    if not usable_train:
+        raise ValueError(f"every training file of {cache} failed to load: {sorted(train_src.skipped)}")
+    means = M.train_means(np.stack([e.labels for e in usable_train]))
+    val = M.report(**_pred(model, val_src, batch_size), means=means)
+    test_src = clip_source(cache, "test", frames, strategy=sequence_strategy, size=size, manifest=manifest)
+    test_pred = predict_source(model, test_src, batch_size)  # the one look at the test split
+    rep = M.report(test_pred["y_true"], test_pred["y_pred"], means=means)
+
+    skipped = {**train_src.skipped, **val_src.skipped, **test_src.skipped}
+    metrics = {
+        "model": model_name,
+        "split": "test",
+        **rep,
+        "validation": {k: val[k] for k in ("n", "mean_accuracy", "mean_mae", "baseline_mean_accuracy",
+                                           "baseline_mean_mae", "mae_ratio")},
+        "settings": {"frames": frames, "size": size, "sample_frames": _sample_frames(manifest, frames),
+                     "sequence_strategy": sequence_strategy, "traits": list(TRAITS)},
+        "seed": seed,
+        "batch_size": batch_size,
+        "learning_rate": lr,
+        "epochs": epochs,
+        "epochs_run": len(hist.get("loss", [])),
+        "best_epoch": best_epoch,
+        "patience": patience,
+        "strategy": strategy,
+        "params": int(model.count_params()),
+        "train_seconds": round(train_seconds, 2),
+        "n_clips": {"train": len(usable_train), "validation": val["n"], "test": rep["n"]},
+        "skipped_files": skipped,
+    }
+    write_json_atomic(out / "metrics.json", metrics)
+    return metrics
+
+
+def _pred(model, source: ClipSource, batch_size: int) -> dict[str, np.ndarray]:
+    p = predict_source(model, source, batch_size)
+    return {"y_true": p["y_true"], "y_pred": p["y_pred"]}
+
+
+_RUN_CACHE: dict[tuple[str, float], dict[str, Any]] = {}
+
+
+def load_run(run_dir: Path) -> dict[str, Any]:
+    """``{"model", "settings", "metrics"}`` of a run folder written by ``train`` (cached per file version)."""
+    from helpers.models import load_model
+
+    run_dir = Path(run_dir)
+    model_path, metrics_path = run_dir / "model.keras", run_dir / "metrics.json"
+    for p in (model_path, metrics_path):
+        if not p.is_file():
+            raise FileNotFoundError(f"{p} not found: is {run_dir} a run folder written by `python -m helpers train`?")
+    key = (str(model_path.resolve()), model_path.stat().st_mtime)
+    if key not in _RUN_CACHE:
+        metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+        _RUN_CACHE.clear()
+        _RUN_CACHE[key] = {"model": load_model(model_path), "settings": metrics["settings"], "metrics": metrics}
+    return _RUN_CACHE[key]
+
+
+def predict_faces(model, faces: np.ndarray, found: np.ndarray, frames: int,
+                  strategy: str = DEFAULT_SEQUENCE_STRATEGY) -> dict[str, float]:
+    """Trait scores for one clip's face crops (uint8 ``[n, s, s]``) and ``found`` flags."""
+    x, mask = to_model_input(faces, found, frames, strategy)
+    pred = np.asarray(model.predict_on_batch({"faces": x[None], "mask": mask[None]}))[0]
+    return {t: float(v) for t, v in zip(TRAITS, pred)}
+
+
+def predict_video(video: Path, run_dir: Path) -> dict[str, float]:
+    """The five trait scores (TRAITS order, each in [0, 1]) for one video file.
+
+    Samples and crops faces with the run's settings (``video_to_faces`` with the cache's
+    frame count and crop size), then the training preprocessing. A clip where no face is
+    found still gets scores (the model sees an all-False mask); check
+    ``helpers.faces.video_to_faces(video).found`` first if that matters.
+    """
+    from helpers.faces import video_to_faces
+
+    run = load_run(run_dir)
+    s = run["settings"]
+    seq = video_to_faces(Path(video), num_frames=int(s["sample_frames"]), size=int(s["size"]))
+    return predict_faces(run["model"], seq.faces, seq.found, int(s["frames"]),
+                         s.get("sequence_strategy", DEFAULT_SEQUENCE_STRATEGY))

@@ -1,0 +1,179 @@
+"""helpers.training end to end on a tiny hand-made cache (tiny model, two epochs)."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import TRAITS
+from helpers.cache import clip_cache_path, save_clip_cache, write_json_atomic
+from helpers import training as Tr
+
+SIZE, FRAMES = 48, 8
+TINY = {"widths": (4, 8), "features": 8, "units": 8}
+
+
+def make_cache(root: Path, n_per_split=(8, 4, 4), seed=0) -> Path:
+    """Clips whose brightness sets 'neuroticism' (others random), some short, some frames unfound."""
+    rng = np.random.default_rng(seed)
+    cache = root / "cache"
+    clips = {}
+    for split, count in zip(("train", "validation", "test"), n_per_split):
+        for i in range(count):
+            name = f"{split[:2]}{i:02d}.000.mp4"
+            n = int(rng.integers(5, FRAMES + 3))
+            level = rng.uniform(0.2, 0.8)
+            faces = np.clip(rng.normal(level * 255, 20, size=(n, SIZE, SIZE)), 0, 255).astype(np.uint8)
+            found = rng.uniform(size=n) > 0.2
+            found[0] = True
+            path = clip_cache_path(cache, name)
+            save_clip_cache(path, faces, found, np.zeros((n, 4)), np.arange(n), 25.0)
+            labels = {t: float(rng.uniform(0.3, 0.7)) for t in TRAITS}
+            labels["neuroticism"] = float(level)
+            clips[name] = {"split": split, "status": "prepared", "file": str(path.relative_to(cache)),
+                           "labels": labels, "n_frames": n, "n_found": int(found.sum()), "fps": 25.0,
+                           "error": None, "warning": None}
+    clips["nf.000.mp4"] = {"split": "train", "status": "no_face", "file": None, "labels": labels,
+                           "n_frames": 0, "n_found": 0, "fps": 25.0, "error": None, "warning": None}
+    write_json_atomic(cache / "manifest.json", {"version": 1, "settings": {"frames": FRAMES, "size": SIZE},
+                                                "clips": clips})
+    return cache
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return make_cache(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="module")
+def run(cache, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "light"
+    metrics = Tr.train(cache, out, frames=FRAMES, epochs=2, batch_size=4, seed=0, model_kwargs=TINY)
+    return out, metrics
+
+
+def test_train_writes_model_history_and_metrics(run):
+    out, metrics = run
+    assert (out / "model.keras").is_file()
+    history = json.loads((out / "history.json").read_text())
+    assert all(len(history[k]) == 2 for k in ("loss", "val_loss", "mae", "val_mae"))
+    on_disk = json.loads((out / "metrics.json").read_text())
+    assert on_disk == json.loads(json.dumps(metrics))
+    assert list(on_disk["per_trait"]) == list(TRAITS)
+    for row in on_disk["per_trait"].values():
+        assert {"accuracy", "mae", "pearson_r", "baseline_accuracy"} <= set(row)
+        assert row["accuracy"] == pytest.approx(1 - row["mae"])
+        assert 0 < row["accuracy"] <= 1
+    for key in ("mean_accuracy", "baseline_mean_accuracy", "mean_mae", "baseline_mean_mae"):
+        assert isinstance(on_disk[key], float)
+    assert on_disk["mean_accuracy"] == pytest.approx(np.mean([r["accuracy"] for r in on_disk["per_trait"].values()]))
+    assert on_disk["model"] == "light" and on_disk["seed"] == 0
+    assert on_disk["settings"] == {"frames": FRAMES, "size": SIZE, "sample_frames": FRAMES,
+                                   "sequence_strategy": "zero_pad", "traits": list(TRAITS)}
+    assert on_disk["n_clips"] == {"train": 8, "validation": 4, "test": 4}  # the no_face clip is left out
+    assert on_disk["epochs_run"] == 2 and 1 <= on_disk["best_epoch"] <= 2
+
+
+def test_baseline_is_the_train_mean_on_the_test_split(run, cache):
+    _, metrics = run
+    from helpers.inputs import split_entries
+
+    y_train = np.stack([e.labels for e in split_entries(cache, "train")])
+    y_test = np.stack([e.labels for e in split_entries(cache, "test")])
+    base_mae = np.abs(y_test - y_train.mean(axis=0)).mean(axis=0)
+    assert metrics["baseline_mean_accuracy"] == pytest.approx(1 - base_mae.mean(), abs=1e-6)
+    assert metrics["per_trait"]["openness"]["baseline_accuracy"] == pytest.approx(1 - base_mae[4], abs=1e-6)
+
+
+def test_evaluate_run_folder_matches_metrics(run, cache):
+    out, metrics = run
+    rep = Tr.evaluate(out, cache, "test")
+    assert rep["mean_accuracy"] == pytest.approx(metrics["mean_accuracy"], abs=1e-5)
+    assert len(rep["names"]) == 4 and np.asarray(rep["y_pred"]).shape == (4, 5)
+
+
+def test_same_seed_same_result(run, cache, tmp_path):
+    _, metrics = run
+    again = Tr.train(cache, tmp_path / "again", frames=FRAMES, epochs=2, batch_size=4, seed=0, model_kwargs=TINY)
+    assert again["mean_accuracy"] == pytest.approx(metrics["mean_accuracy"], abs=1e-5)
+
+
+def test_cosine_learning_rate():
+    assert Tr.cosine_learning_rate(0, 10, 1e-3) == pytest.approx(1e-3)
+    assert Tr.cosine_learning_rate(9, 10, 1e-3) == pytest.approx(1e-3 * Tr.FINAL_LR_FRACTION)
+    rates = [Tr.cosine_learning_rate(e, 10, 1e-3) for e in range(10)]
+    assert all(a > b for a, b in zip(rates, rates[1:]))
+
+
+def test_early_stopping_restores_best_weights(cache, tmp_path):
+    # A learning rate this high makes validation loss jump around; the kept weights are the best epoch's.
+    m = Tr.train(cache, tmp_path / "es", frames=FRAMES, epochs=4, batch_size=4, seed=1, patience=1,
+                 learning_rate=0.3, model_kwargs=TINY)
+    history = json.loads((tmp_path / "es" / "history.json").read_text())
+    best = int(np.argmin(history["val_mae"]))  # model choice by the challenge's measure
+    assert m["best_epoch"] == best + 1
+    assert m["epochs_run"] <= min(4, best + 2)  # stopped one epoch after the best
+    assert m["validation"]["mean_mae"] == pytest.approx(history["val_mae"][best], abs=1e-4)
+
+
+def test_mirrored_strategy_runs(cache, tmp_path):
+    m = Tr.train(cache, tmp_path / "mirrored", frames=FRAMES, epochs=1, batch_size=4, strategy="mirrored",
+                 model_kwargs=TINY)
+    assert m["strategy"] == "mirrored" and (tmp_path / "mirrored" / "model.keras").is_file()
+    with pytest.raises(ValueError, match="strategy"):
+        Tr.train(cache, tmp_path / "bad", frames=FRAMES, epochs=1, strategy="tpu")
+
+
+def test_verbose_prints_one_line_per_epoch(cache, tmp_path, capsys):
+    Tr.train(cache, tmp_path / "v", frames=FRAMES, epochs=2, batch_size=4, verbose=1, model_kwargs=TINY)
+    lines = [l for l in capsys.readouterr().out.splitlines() if l.startswith("epoch")]
+    assert len(lines) == 2 and "val_mae" in lines[0] and lines[1].startswith("epoch   2/2")
+
+
+def _face_video(path: Path, n=20):
+    from helpers.synthetic import gradient_background, place_face, write_video
+
+    bg = gradient_background(240, 320, np.random.default_rng(0))
+    frames = (place_face(bg, (160 + 3 * np.sin(i / 3), 120), 100, angle=4 * np.sin(i / 2))[0] for i in range(n))
+    write_video(path, frames, fps=25.0)
+    return path
+
+
+def test_predict_video_returns_five_scores(run, tmp_path):
+    out, _ = run
+    video = _face_video(tmp_path / "face.mp4")
+    scores = Tr.predict_video(video, out)
+    assert list(scores) == list(TRAITS)
+    assert all(isinstance(v, float) and 0.0 <= v <= 1.0 for v in scores.values())
+    # the same preprocessing as training: predict_faces on the video's crops gives the same numbers
+    from helpers.faces import video_to_faces
+
+    seq = video_to_faces(video, num_frames=FRAMES, size=SIZE)
+    assert seq.found.any()
+    again = Tr.predict_faces(Tr.load_run(out)["model"], seq.faces, seq.found, FRAMES)
+    assert again == pytest.approx(scores)
+
+
+def test_predict_video_needs_a_run_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="run folder"):
+        Tr.predict_video(tmp_path / "x.mp4", tmp_path)
+
+
+def test_corrupted_training_file_is_reported_and_skipped(tmp_path):
+    cache = make_cache(tmp_path, seed=2)
+    bad = clip_cache_path(cache, "tr03.000.mp4")
+    bad.write_bytes(b"\x00garbage")
+    m = Tr.train(cache, tmp_path / "run", frames=FRAMES, epochs=1, batch_size=4, model_kwargs=TINY)
+    assert list(m["skipped_files"]) == ["tr03.000.mp4"] and str(bad) in m["skipped_files"]["tr03.000.mp4"]
+    assert m["n_clips"]["train"] == 7
+
+
+def test_cli_train(cache, tmp_path, capsys):
+    from helpers.__main__ import main
+
+    assert main(["train", str(cache), "--out", str(tmp_path / "cli"), "--frames", str(FRAMES),
+                 "--epochs", "1", "--batch-size", "4"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["model"] == "light" and printed["epochs_run"] == 1
+    assert (tmp_path / "cli" / "metrics.json").is_file()
