@@ -71,7 +71,7 @@ def demo_dataset(n_clips: int, seed: int = 0, root: Path = OUT) -> Path:
     return folder
 
 
-def _descendants(pid: int) -> list[int]:
+def process_tree(pid: int) -> list[int]:
     """``pid`` and every process below it, from ``/proc/PID/task/TID/children`` (all threads)."""
     found, todo = [], [pid]
     while todo:
@@ -86,7 +86,8 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
-def _rss_kb(pid: int) -> int:
+def rss_kb(pid: int) -> int:
+    """Resident memory of ``pid`` now (``VmRSS``), in kB; 0 once it has ended."""
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
@@ -110,8 +111,8 @@ def _cpu_ticks(pid: int) -> int:
 def _sample_tree(pid: int, stop: threading.Event, peak: dict[str, Any]) -> None:
     """Until ``stop``: the largest RSS sum over the tree, and each process's last CPU time seen."""
     while not stop.is_set():
-        pids = _descendants(pid)
-        total = sum(_rss_kb(p) for p in pids)
+        pids = process_tree(pid)
+        total = sum(rss_kb(p) for p in pids)
         if total > peak["kb"]:
             peak["kb"], peak["processes"] = total, len(pids)
         for p in pids:

@@ -55,6 +55,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from anywhere without installing
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmark module
+from bench_prepare import demo_dataset, measure_prepare, process_tree, rss_kb  # noqa: E402
+
 OUT = Path(__file__).resolve().parent / "out"
 MAX_TRAIN_RSS_GB = 1.5
 MIN_STEP_SPEEDUP = 10.0
@@ -73,37 +76,11 @@ def _vmhwm_mb(pid: str | int = "self") -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _descendants(pid: int) -> list[int]:
-    """Every process below ``pid`` (not ``pid`` itself), from ``/proc/PID/task/TID/children``."""
-    found, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        try:
-            for task in os.listdir(f"/proc/{p}/task"):
-                with open(f"/proc/{p}/task/{task}/children") as f:
-                    kids = [int(c) for c in f.read().split()]
-                found.extend(kids)
-                todo.extend(kids)
-        except OSError:
-            continue  # ended meanwhile
-    return found
-
-
-def _rss_mb(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
 def _sample_descendants(pid: int, stop: threading.Event, peak: dict[str, float]) -> None:
     """Until ``stop``: the largest sum of RSS over the descendants of ``pid``."""
     while not stop.is_set():
-        peak["mb"] = max(peak["mb"], sum(_rss_mb(p) for p in _descendants(pid)))
+        below = process_tree(pid)[1:]  # the tree without ``pid`` itself
+        peak["mb"] = max(peak["mb"], sum(rss_kb(p) for p in below) / 1024)
         stop.wait(SAMPLE_S)
 
 
@@ -245,11 +222,6 @@ def main(argv: list[str] | None = None) -> int:
 
     prep: dict[str, Any] = {}
     if not args.no_prepare:
-        try:
-            from benchmarks.bench_prepare import demo_dataset, measure_prepare
-        except ImportError:
-            sys.path.insert(0, str(Path(__file__).resolve().parent))
-            from bench_prepare import demo_dataset, measure_prepare  # type: ignore[no-redef]
         print("prepare figures (benchmarks/bench_prepare.py: measure_prepare) ...", flush=True)
         small, large = demo_dataset(20, args.seed), demo_dataset(200, args.seed)
         prep = {"n20_2w": measure_prepare(small, workers=2, frames=args.frames),
