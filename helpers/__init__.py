@@ -29,5 +29,8 @@ TRAITS: tuple[str, ...] = (
     "openness",
 )
 
+#: The official splits (code values), in the order reports list them.
+SPLITS: tuple[str, ...] = ("train", "validation", "test")
+
 #: Every key of a First Impressions V2 annotation file (the five traits plus ``interview``).
 ANNOTATION_KEYS: tuple[str, ...] = TRAITS + ("interview",)

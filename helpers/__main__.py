@@ -1,15 +1,24 @@
 """Command line: ``python -m helpers COMMAND ...``.
 
 Heavy modules (TensorFlow) are imported only by the commands that need them, so
-``demo-data`` and ``prepare`` start in a second.
+``demo-data`` and ``prepare`` start in a second. Option defaults are read from the
+signatures of the functions the commands call (``_default``), and ``--model`` choices
+from ``helpers.models.MODELS``, so the command line cannot drift from the library.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 from pathlib import Path
+from typing import Any
+
+
+def _default(func, name: str) -> Any:
+    """The default value of parameter ``name`` of ``func``."""
+    return inspect.signature(func).parameters[name].default
 
 
 def _cmd_demo_data(args: argparse.Namespace) -> int:
@@ -21,12 +30,12 @@ def _cmd_demo_data(args: argparse.Namespace) -> int:
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
-    from helpers.cache import prepare
+    from helpers.prepare import prepare
 
     summary = prepare(
         Path(args.source),
         Path(args.out),
-        frames=args.frames,
+        num_frames=args.num_frames,
         size=args.size,
         workers=args.workers,
         labels=[Path(p) for p in args.labels] if args.labels else None,
@@ -42,11 +51,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
         Path(args.cache),
         Path(args.out),
         model_name=args.model,
-        frames=args.frames,
+        length=args.length,
         epochs=args.epochs,
         batch_size=args.batch_size,
         seed=args.seed,
-        strategy=args.strategy,
+        distribution=args.distribution,
+        padding=args.padding,
     )
     print(json.dumps(metrics, indent=2))
     return 0
@@ -76,37 +86,63 @@ def _cmd_notebooks(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``python -m helpers``."""
+def _add_train_options(p: argparse.ArgumentParser) -> None:
+    """``train``'s options; imports TensorFlow (for the defaults and model names), so only when asked."""
+    from helpers.models import MODELS
+    from helpers.sequences import STRATEGIES
+    from helpers.training import DISTRIBUTIONS, train
+
+    model = _default(train, "model_name")
+    p.add_argument("cache", help="cache folder written by prepare")
+    p.add_argument("--out", required=True, help="run folder to write (model.keras, history, metrics.json)")
+    p.add_argument("--model", default=model, choices=list(MODELS), help=f"architecture (default {model})")
+    for name, what in (("length", "sequence length the model sees, frames"), ("epochs", "maximum epochs; "
+                       "early stopping on validation"), ("batch_size", "batch size"), ("seed", "random seed")):
+        value = _default(train, name)
+        p.add_argument("--" + name.replace("_", "-"), type=int, default=value, help=f"{what} (default {value})")
+    padding = _default(train, "padding")
+    p.add_argument("--padding", default=padding, choices=list(STRATEGIES),
+                   help=f"how a clip is made --length long (default {padding})")
+    p.add_argument("--distribution", default=_default(train, "distribution"), choices=list(DISTRIBUTIONS),
+                   help="'mirrored': tf.distribute.MirroredStrategy over the visible devices")
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser of ``python -m helpers``.
+
+    ``command``: the command about to run; ``train``'s options (which import TensorFlow)
+    are added only for ``train`` or when None (the whole parser).
+    """
+    from helpers.demo import make_demo_dataset
+    from helpers.prepare import prepare
+    from helpers.series import execute_series
+
     parser = argparse.ArgumentParser(prog="python -m helpers", description="Apparent personality from face videos: the tutorial series' command line.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("demo-data", help="write the synthetic demo dataset (First Impressions layout)")
     p.add_argument("dir", help="folder to write (created)")
-    p.add_argument("--clips", type=int, default=200, help="number of clips (default 200)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    clips, seed = _default(make_demo_dataset, "n_clips"), _default(make_demo_dataset, "seed")
+    p.add_argument("--clips", type=int, default=clips, help=f"number of clips (default {clips})")
+    p.add_argument("--seed", type=int, default=seed, help=f"random seed (default {seed})")
     p.set_defaults(func=_cmd_demo_data)
 
     p = sub.add_parser("prepare", help="turn every clip into a cached face sequence")
     p.add_argument("source", help="dataset folder (extracted clips and/or the distributed zips)")
     p.add_argument("--out", required=True, help="cache folder to write (created; re-running resumes)")
-    p.add_argument("--frames", type=int, default=32, help="frames sampled per clip (default 32)")
-    p.add_argument("--size", type=int, default=48, help="face crop size in pixels (default 48)")
-    p.add_argument("--workers", type=int, default=None, help="worker processes (default: CPU count)")
+    num_frames, size = _default(prepare, "num_frames"), _default(prepare, "size")
+    p.add_argument("--num-frames", type=int, default=num_frames,
+                   help=f"frames sampled per clip (default {num_frames})")
+    p.add_argument("--size", type=int, default=size, help=f"face crop size in pixels (default {size})")
+    p.add_argument("--workers", type=int, default=_default(prepare, "workers"),
+                   help="worker processes (default: CPU count)")
     p.add_argument("--labels", nargs="+", default=None, metavar="FILE",
                    help="annotation pickles (default: annotation_*.pkl found in SOURCE)")
     p.set_defaults(func=_cmd_prepare)
 
     p = sub.add_parser("train", help="train a model on a prepared cache and score it on the test split")
-    p.add_argument("cache", help="cache folder written by prepare")
-    p.add_argument("--out", required=True, help="run folder to write (model.keras, history, metrics.json)")
-    p.add_argument("--model", default="light", choices=["light", "article"], help="architecture (default light)")
-    p.add_argument("--frames", type=int, default=32, help="sequence length fed to the model (default 32)")
-    p.add_argument("--epochs", type=int, default=40, help="maximum epochs (default 40); early stopping on validation")
-    p.add_argument("--batch-size", type=int, default=8, help="batch size (default 8)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--strategy", default=None, choices=["mirrored"],
-                   help="'mirrored': tf.distribute.MirroredStrategy over the visible devices")
+    if command in (None, "train"):
+        _add_train_options(p)
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("predict", help="print the five trait scores for one clip")
@@ -116,14 +152,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("notebooks", help="execute the numbered notebooks in place (outputs saved)")
     p.add_argument("paths", nargs="*", help="notebooks to run (default: notebooks/NN_*.ipynb in order)")
-    p.add_argument("--timeout", type=int, default=900, help="seconds allowed per cell (default 900)")
+    timeout = _default(execute_series, "timeout")
+    p.add_argument("--timeout", type=int, default=timeout, help=f"seconds allowed per cell (default {timeout})")
     p.set_defaults(func=_cmd_notebooks)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(command or "").parse_args(argv)
     try:
         return args.func(args)
     except (OSError, ValueError) as err:

@@ -7,8 +7,8 @@ annotation pickle per split (``annotation_training.pkl`` ...). This module:
 
 - ``video_id``: the YouTube id of a clip (clips of one id show one person);
 - ``find_clips``: clip name -> path in extracted folders of any nesting;
-- ``find_archives`` / ``extract_archive`` / ``extract_archives``: unpack the distributed
-  zips (and the zips inside them) into a folder of our own, safely and resumably;
+- ``assemble``: everything above for one source folder or zip: clips with their split
+  and labels, what matched and what was unpacked (the zips themselves: ``helpers.archives``);
 - ``load_annotations``: read an annotation pickle *without* running code from it;
 - ``collect_labels`` / ``match_labels``: labels per clip, and what failed to match;
 - ``split_from_name`` / ``folder_split``: official splits from file and folder names;
@@ -18,36 +18,25 @@ annotation pickle per split (``annotation_training.pkl`` ...). This module:
 from __future__ import annotations
 
 import io
-import json
 import math
 import os
 import pickle
 import re
-import shutil
-import tempfile
-import zipfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from helpers import TRAITS
+from helpers import SPLITS, TRAITS
+from helpers.archives import ExtractReport, extract_archives, find_archives, walk_files
 
-#: The official splits, in the order reports list them.
-SPLITS: tuple[str, ...] = ("train", "validation", "test")
 #: File suffixes taken as clips (lower case); First Impressions ships only .mp4.
 VIDEO_SUFFIXES: tuple[str, ...] = (".mp4",)
-#: How deep zips inside zips are unpacked (the dataset nests one level; more is suspicious).
-MAX_ZIP_DEPTH = 3
-#: Written inside a folder once its archive is fully unpacked, so a re-run skips it.
-EXTRACTED_MARKER = ".extracted.json"
 
 # "J4GQm9j0JZ0.003.mp4": the id is everything before the last ".NNN" (ids may hold '.', '-', '_').
 _CLIP_NAME = re.compile(r"^(?P<id>.+)\.(?P<num>\d+)(?:\.[A-Za-z0-9]+)?$")
-# Folders that hold no clips but junk copies of them (macOS resource forks, notebook checkpoints).
-_SKIP_DIRS = {"__MACOSX"}
 
 
 class DatasetError(ValueError):
@@ -56,14 +45,6 @@ class DatasetError(ValueError):
 
 class DuplicateClipError(DatasetError):
     """Two different files carry the same clip name."""
-
-
-class UnsafeArchiveError(DatasetError):
-    """A zip entry would be written outside the extraction folder."""
-
-
-class EncryptedArchiveError(DatasetError):
-    """A password-protected zip, which prepare does not unpack itself."""
 
 
 class AnnotationFileError(DatasetError):
@@ -114,34 +95,7 @@ def folder_split(path: Path, root: Path) -> str | None:
     return None
 
 
-# --------------------------------------------------------------------------- walking folders
-
-
-def _walk_files(root: Path, exclude: Iterable[Path] = (), dir_suffixes: Sequence[str] = ()) -> Iterator[Path]:
-    """Every file under ``root`` in sorted order, skipping hidden folders, __MACOSX and ``exclude``.
-
-    Follows symbolic links to folders (datasets are often linked in) but never visits a
-    folder twice, so link loops end. Folders whose name ends with one of ``dir_suffixes``
-    are yielded too (not entered): a folder named like a clip must not vanish unnoticed.
-    """
-    excluded = {Path(p).resolve() for p in exclude}
-    seen: set[Path] = set()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        here = Path(dirpath)
-        real = here.resolve()
-        if real in seen:
-            dirnames[:] = []
-            continue
-        seen.add(real)
-        dirnames[:] = sorted(
-            d for d in dirnames
-            if not d.startswith(".") and d not in _SKIP_DIRS and (here / d).resolve() not in excluded
-        )
-        named_like_files = [d for d in dirnames if d.lower().endswith(tuple(dir_suffixes))] if dir_suffixes else []
-        dirnames[:] = [d for d in dirnames if d not in named_like_files]
-        for name in sorted(filenames + named_like_files):
-            if not name.startswith("."):  # '._x.mp4' are macOS resource forks, not clips
-                yield here / name
+# --------------------------------------------------------------------------- finding clips
 
 
 def find_clips(roots: Path | Sequence[Path], suffixes: Sequence[str] = VIDEO_SUFFIXES,
@@ -161,7 +115,7 @@ def find_clips(roots: Path | Sequence[Path], suffixes: Sequence[str] = VIDEO_SUF
     for root in roots:
         if not root.is_dir():
             continue
-        for path in _walk_files(root, exclude, dir_suffixes=suffixes):
+        for path in walk_files(root, exclude, dir_suffixes=suffixes):
             if path.suffix.lower() not in suffixes:
                 continue
             first = clips.get(path.name)
@@ -185,172 +139,6 @@ def clip_splits(clips: Mapping[str, Path], roots: Sequence[Path]) -> dict[str, s
                 result[name] = folder_split(path, root)
                 break
     return result
-
-
-# --------------------------------------------------------------------------- zips
-
-
-def find_archives(root: Path, exclude: Iterable[Path] = ()) -> list[Path]:
-    """Every ``.zip`` under ``root`` (sorted), skipping hidden folders, __MACOSX and ``exclude``."""
-    return [p for p in _walk_files(Path(root), exclude) if p.suffix.lower() == ".zip"]
-
-
-def archive_is_encrypted(archive: Path) -> bool:
-    """True when any entry of the zip has the 'encrypted' flag (bit 0 of its general-purpose flags)."""
-    with zipfile.ZipFile(archive) as zf:
-        return any(info.flag_bits & 0x1 for info in zf.infolist())
-
-
-def _encrypted_message(archive: Path) -> str:
-    return (f"{archive} is password-protected. Python's zipfile decrypts such zips very slowly, "
-            f"so prepare does not: extract it yourself with `unzip -P PASSWORD {archive.name}` "
-            "(the password is on the dataset's official ChaLearn page) and point prepare at the "
-            "folder holding what it extracted (the zip may stay beside it).")
-
-
-def safe_entry_path(name: str, archive: Path | str) -> PurePosixPath:
-    """The relative path a zip entry is written to; refuses names that would leave the folder.
-
-    Refused: absolute paths ('/x', '\\x'), drive letters ('C:x') and any '..' part, with
-    backslashes read as separators (zips made on Windows use them).
-    """
-    clean = name.replace("\\", "/")
-    parts = [p for p in clean.split("/") if p not in ("", ".")]
-    if clean.startswith("/") or re.match(r"^[A-Za-z]:", clean) or ".." in parts or not parts:
-        raise UnsafeArchiveError(
-            f"{archive}: entry {name!r} would be written outside the extraction folder; "
-            "refusing to extract this archive (it may be damaged or malicious; nothing was written outside)")
-    return PurePosixPath(*parts)
-
-
-def _read_marker(folder: Path) -> dict[str, Any] | None:
-    try:
-        marker = json.loads((folder / EXTRACTED_MARKER).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return marker if isinstance(marker, dict) else None
-
-
-def _copy_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, archive: Path) -> None:
-    """Stream one entry to ``target`` through a temporary file, so a killed run leaves no half file."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as out, zf.open(info) as src:
-            shutil.copyfileobj(src, out, length=1 << 20)
-        os.replace(tmp, target)
-    except zipfile.BadZipFile as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise DatasetError(f"{archive}: entry {info.filename!r} is damaged ({exc}); re-download the archive") from exc
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def extract_archive(archive: Path, folder: Path, progress: bool = False, _depth: int = 0) -> Path:
-    """Unpack ``archive`` into ``folder``, and every zip inside it into a folder named after it.
-
-    ``train-1.zip`` -> ``folder/training80_01/clip.mp4`` (the inner ``training80_01.zip`` is
-    unpacked into ``folder/training80_01/`` and then deleted: it is our own copy). Every
-    entry name is checked before anything is written (``safe_entry_path``); encrypted
-    zips raise ``EncryptedArchiveError``. Resumable: a finished folder holds
-    ``EXTRACTED_MARKER`` and is skipped; in an unfinished one, files already there with
-    the right size are kept. Returns ``folder``.
-    """
-    archive, folder = Path(archive), Path(folder)
-    size = archive.stat().st_size
-    marker = _read_marker(folder)
-    if marker is not None and marker.get("archive") == archive.name and marker.get("size") == size:
-        return folder
-    try:
-        zf = zipfile.ZipFile(archive)
-    except zipfile.BadZipFile as exc:
-        raise DatasetError(f"{archive} is not a readable zip ({exc}); re-download it") from exc
-    with zf:
-        infos = zf.infolist()
-        if any(info.flag_bits & 0x1 for info in infos):
-            raise EncryptedArchiveError(_encrypted_message(archive))
-        # Check every name first: a bad entry refuses the whole archive before any byte is written.
-        planned = [(info, safe_entry_path(info.filename, archive)) for info in infos if not info.is_dir()]
-        folder.mkdir(parents=True, exist_ok=True)
-        top = folder.resolve()
-        entries = planned
-        if progress:
-            from tqdm import tqdm
-
-            entries = tqdm(planned, desc=f"unzip {archive.name}", unit="file", leave=False)
-        for info, rel in entries:
-            target = folder / rel
-            # A link already inside the folder could still point elsewhere: check where it lands.
-            if not target.resolve().is_relative_to(top):
-                raise UnsafeArchiveError(f"{archive}: entry {info.filename!r} resolves to {target.resolve()}, "
-                                         f"outside {folder}; refusing to extract it")
-            nested = rel.suffix.lower() == ".zip" and _depth + 1 < MAX_ZIP_DEPTH
-            if nested:
-                inner = target.with_suffix("")
-                done = _read_marker(inner)
-                if done is not None and done.get("archive") == rel.name and done.get("size") == info.file_size:
-                    target.unlink(missing_ok=True)  # a run killed between marking and deleting
-                    continue
-            if not (target.is_file() and target.stat().st_size == info.file_size):
-                _copy_entry(zf, info, target, archive)
-            if nested:
-                extract_archive(target, target.with_suffix(""), progress=False, _depth=_depth + 1)
-                target.unlink()  # our own copy of the inner zip; its content is unpacked beside it
-    from helpers.cache import write_json_atomic  # the cache module owns atomic writes
-
-    write_json_atomic(folder / EXTRACTED_MARKER, {"archive": archive.name, "size": size, "files": len(planned)})
-    return folder
-
-
-def _already_extracted(archive: Path, files: Mapping[str, set[int]]) -> bool:
-    """True when every file of ``archive`` has a same-named, same-sized file in ``files`` (name -> sizes)."""
-    with zipfile.ZipFile(archive) as zf:
-        infos = [i for i in zf.infolist() if not i.is_dir()]
-    return bool(infos) and all(i.file_size in files.get(PurePosixPath(i.filename.replace("\\", "/")).name, ())
-                               for i in infos)
-
-
-@dataclass
-class ExtractReport:
-    """What ``extract_archives`` did: folders it unpacked into, and archives it left alone (with why)."""
-
-    folders: list[Path] = field(default_factory=list)
-    skipped: list[dict[str, str]] = field(default_factory=list)
-
-
-def extract_archives(archives: Sequence[Path], root: Path, dest: Path, progress: bool = True,
-                     exclude: Iterable[Path] = ()) -> ExtractReport:
-    """Unpack each zip (found under ``root``) into ``dest/<its folder relative to root>/<its stem>/``.
-
-    An encrypted zip is skipped when its files already lie extracted under ``root`` (same
-    names and sizes: the user ran ``unzip -P`` beside it); otherwise it raises
-    ``EncryptedArchiveError`` with what to do. ``exclude``: folders under ``root`` not to
-    search for such files (the cache).
-    """
-    exclude = [Path(dest), *exclude]
-    report = ExtractReport()
-    files_by_name: dict[str, set[int]] | None = None
-    for archive in archives:
-        archive = Path(archive)
-        try:
-            encrypted = archive_is_encrypted(archive)
-        except zipfile.BadZipFile as exc:
-            raise DatasetError(f"{archive} is not a readable zip ({exc}); re-download it") from exc
-        if encrypted:
-            if files_by_name is None:  # built once, and only when needed
-                files_by_name = {}
-                for path in _walk_files(root, exclude):
-                    if path != archive:
-                        files_by_name.setdefault(path.name, set()).add(path.stat().st_size)
-            if _already_extracted(archive, files_by_name):
-                report.skipped.append({"archive": str(archive),
-                                       "reason": "password-protected; its files are already extracted beside it"})
-                continue
-            raise EncryptedArchiveError(_encrypted_message(archive))
-        rel = archive.parent.relative_to(root) if archive.parent.is_relative_to(root) else Path()
-        report.folders.append(extract_archive(archive, Path(dest) / rel / archive.stem, progress=progress))
-    return report
 
 
 # --------------------------------------------------------------------------- annotations
@@ -465,10 +253,18 @@ def load_annotations(path: Path) -> dict[str, dict[str, float]]:
     return result
 
 
-def find_annotation_files(root: Path, exclude: Iterable[Path] = ()) -> list[Path]:
-    """Annotation pickles under ``root`` (any file ``*annotation*.pkl``), sorted."""
-    return [p for p in _walk_files(Path(root), exclude)
-            if p.suffix.lower() == ".pkl" and "annotation" in p.name.lower()]
+def is_annotation_file(path: Path) -> bool:
+    """The rule for annotation pickles: any file named ``*annotation*.pkl`` (case ignored)."""
+    path = Path(path)
+    return path.suffix.lower() == ".pkl" and "annotation" in path.name.lower()
+
+
+def find_annotation_files(root: Path, exclude: Iterable[Path] = (), recursive: bool = True) -> list[Path]:
+    """Annotation pickles (``is_annotation_file``) under ``root``, sorted; only its own files unless ``recursive``."""
+    root = Path(root)
+    if not recursive:
+        return sorted(p for p in root.iterdir() if p.is_file() and is_annotation_file(p))
+    return [p for p in walk_files(root, exclude) if is_annotation_file(p)]
 
 
 def annotation_split(path: Path) -> str | None:
@@ -535,6 +331,80 @@ def match_labels(clip_names: Iterable[str], labelled_names: Iterable[str]) -> Ma
     """Compare the clips found with the clips labelled, both ways."""
     clips, labelled = set(clip_names), set(labelled_names)
     return Match(sorted(clips & labelled), sorted(labelled - clips), sorted(clips - labelled))
+
+
+# --------------------------------------------------------------------------- assembly
+
+
+class Clip(NamedTuple):
+    """One clip found: its file, its split (None if nothing names one) and its labels (None if unlabelled)."""
+
+    path: Path
+    split: str | None
+    labels: dict[str, float] | None
+
+
+class Assembly(NamedTuple):
+    """What ``assemble`` found: clips by name, how labels matched, the zips unpacked, split conflicts."""
+
+    #: clip name -> ``Clip``, sorted by name.
+    clips: dict[str, Clip]
+    #: labels per clip, the split of each clip's annotation file, and the files read.
+    labels: Labels
+    match: Match
+    extraction: ExtractReport
+    #: clips whose folder names one split and whose annotation file another (the annotation wins).
+    split_conflicts: list[dict[str, str | None]]
+
+
+def assemble(source: Path, labels: Sequence[Path] | None = None, *, extract_to: Path | None = None,
+             exclude: Iterable[Path] = (), progress: bool = False) -> Assembly:
+    """Find every clip of First Impressions under ``source``, with its split and labels.
+
+    ``source``: a folder with the clips (extracted, any nesting) and/or the distributed
+    zips, or one zip. Zips are unpacked into ``extract_to`` (``helpers.archives``), which
+    is searched for clips and annotation files too; a source with zips needs one.
+    Labels come from the annotation pickles found (``find_annotation_files``: under the
+    folder, or beside the zip) unless ``labels`` lists the files. ``exclude``: folders
+    under ``source`` never searched (the cache).
+
+    A clip's split is its annotation file's (the official assignment of a labelled clip),
+    else the one its folders name (``folder_split``); where both name one and they
+    differ, the clip is listed in ``split_conflicts``.
+    """
+    source = Path(source)
+    exclude = [Path(p) for p in exclude]
+    if source.is_file():
+        if source.suffix.lower() != ".zip":
+            raise ValueError(f"dataset source {source} is a file but not a .zip; pass the dataset folder")
+        root, archives, roots = source.parent, [source], []
+    else:
+        root, archives, roots = source, find_archives(source, exclude=exclude), [source]
+    if extract_to is not None:
+        extract_to = Path(extract_to)
+        roots.append(extract_to)
+    elif archives:
+        raise ValueError(f"{source} holds zips ({archives[0].name}, ...): pass extract_to, a folder to unpack them into")
+    extraction = (extract_archives(archives, root, extract_to, progress=progress, exclude=exclude)
+                  if archives else ExtractReport())
+    paths = find_clips(roots, exclude=exclude)
+    if labels is None:
+        # Beside a zip, not through the whole folder tree it happens to sit in.
+        labels = (find_annotation_files(root, recursive=False) if source.is_file()
+                  else find_annotation_files(source, exclude=exclude))
+        if extract_to is not None and extract_to.is_dir():
+            labels += find_annotation_files(extract_to)
+    for path in labels:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"annotation file {path} not found")
+    found = collect_labels(labels)
+    folder = clip_splits(paths, roots)
+    split = {n: found.split.get(n) or folder[n] for n in paths}
+    conflicts = [{"clip": n, "folder": folder[n], "annotation": found.split[n]}
+                 for n in sorted(paths)
+                 if folder[n] and found.split.get(n) and folder[n] != found.split[n]]
+    clips = {n: Clip(paths[n], split[n], found.by_clip.get(n)) for n in sorted(paths)}
+    return Assembly(clips, found, match_labels(paths, found.by_clip), extraction, conflicts)
 
 
 # --------------------------------------------------------------------------- custom splits

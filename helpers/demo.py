@@ -86,7 +86,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from helpers import TRAITS
+from helpers import SPLITS, TRAITS
 from helpers.synthetic import PHOTO_FACE_BOX, box_iou, gradient_background, head_patch, load_face_photo, soft_ellipse_mask, write_video
 
 #: Frame size (width, height) and rate of the demo clips.
@@ -107,7 +107,6 @@ MAX_SHADOW = 0.8
 #: Share of clips in which the person leaves the frame for part of the clip.
 ABSENT_SHARE = 0.05
 
-SPLITS: tuple[str, ...] = ("train", "validation", "test")
 SPLIT_SHARES = {"train": 0.6, "validation": 0.2, "test": 0.2}
 #: Group folder prefix of each split, as in the real archives (``training80_01``...).
 GROUP_PREFIX = {"train": "training80", "validation": "validation80", "test": "test80"}

@@ -1,16 +1,16 @@
 """A tf.data pipeline that streams face sequences from the prepared cache.
 
-``make_dataset(cache, "train", frames=32, batch_size=8, shuffle=True, seed=0)`` yields
+``make_dataset(cache_dir, "train", length=32, batch_size=8, shuffle=True, seed=0)`` yields
 batches of ``(inputs, targets)``:
 
-- ``inputs["faces"]``: float32 ``[batch, frames, size, size, 1]``, pixels scaled to [0, 1];
-- ``inputs["mask"]``: bool ``[batch, frames]``, True where the position holds a frame of
+- ``inputs["faces"]``: float32 ``[batch, length, size, size, 1]``, pixels scaled to [0, 1];
+- ``inputs["mask"]``: bool ``[batch, length]``, True where the position holds a frame of
   the clip in which a face was actually detected (``found``); False for padding and for
   frames whose crop was borrowed from a neighbouring frame;
 - ``targets``: float32 ``[batch, 5]``, the trait scores in ``helpers.TRAITS`` order.
 
-Sequences are made ``frames`` long with ``helpers.sequences.make_fixed_length``; the
-default strategy ``"zero_pad"`` keeps the first ``frames`` frames of a longer clip and
+Sequences are made ``length`` long with ``helpers.sequences.make_fixed_length``; the
+default ``padding`` ``"zero_pad"`` keeps the first ``length`` frames of a longer clip and
 puts zero frames (mask False) at the END of a shorter one; ``"uniform"`` spreads the
 kept frames over a longer clip instead.
 
@@ -31,16 +31,14 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from helpers import TRAITS
+from helpers import SPLITS, TRAITS
 from helpers.cache import CacheFileError, load_clip_cache, read_manifest
-from helpers.sequences import fixed_length_indices, take_frames
+from helpers.sequences import Strategy, fixed_length_indices, take_frames
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "validation", "test")
-
-#: Default way to make a sequence ``frames`` long: first frames, zero padding at the end.
-DEFAULT_SEQUENCE_STRATEGY = "zero_pad"
+#: Default padding (``sequences.Strategy``): the first ``length`` frames, zero padding at the end.
+DEFAULT_PADDING: Strategy = "zero_pad"
 
 
 @dataclass(frozen=True)
@@ -52,15 +50,15 @@ class ClipEntry:
     labels: np.ndarray  # float32 [5]
 
 
-def split_entries(cache: Path, split: str, manifest: dict[str, Any] | None = None) -> list[ClipEntry]:
+def split_entries(cache_dir: Path, split: str, manifest: dict[str, Any] | None = None) -> list[ClipEntry]:
     """The clips of ``split`` with status ``"prepared"``, a cache file and all five labels.
 
     Sorted by clip name, so the order does not depend on how the manifest was written.
     """
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
-    cache = Path(cache)
-    manifest = read_manifest(cache) if manifest is None else manifest
+    cache_dir = Path(cache_dir)
+    manifest = read_manifest(cache_dir) if manifest is None else manifest
     entries = []
     for name, info in sorted(manifest["clips"].items()):
         if info.get("split") != split or info.get("status") != "prepared" or not info.get("file"):
@@ -68,15 +66,15 @@ def split_entries(cache: Path, split: str, manifest: dict[str, Any] | None = Non
         labels = info.get("labels") or {}
         if not all(isinstance(labels.get(t), (int, float)) for t in TRAITS):
             continue
-        entries.append(ClipEntry(name, cache / info["file"], np.array([labels[t] for t in TRAITS], np.float32)))
+        entries.append(ClipEntry(name, cache_dir / info["file"], np.array([labels[t] for t in TRAITS], np.float32)))
     return entries
 
 
-def to_model_input(faces: np.ndarray, found: np.ndarray, frames: int,
-                   strategy: str = DEFAULT_SEQUENCE_STRATEGY) -> tuple[np.ndarray, np.ndarray]:
+def to_model_input(faces: np.ndarray, found: np.ndarray, length: int,
+                   padding: Strategy = DEFAULT_PADDING) -> tuple[np.ndarray, np.ndarray]:
     """One clip's crops (uint8 ``[n, s, s]``) and ``found`` (bool ``[n]``) -> model input.
 
-    Returns ``(faces, mask)``: float32 ``[frames, s, s, 1]`` in [0, 1] and bool ``[frames]``,
+    Returns ``(faces, mask)``: float32 ``[length, s, s, 1]`` in [0, 1] and bool ``[length]``,
     True only for real frames with a detected face. The same preprocessing serves
     training, evaluation and ``predict_video``.
     """
@@ -84,7 +82,7 @@ def to_model_input(faces: np.ndarray, found: np.ndarray, frames: int,
     found = np.asarray(found, dtype=bool)
     if faces.ndim != 3 or len(found) != len(faces):
         raise ValueError(f"expected faces [n, s, s] and found [n], got {faces.shape} and {found.shape}")
-    indices = fixed_length_indices(len(faces), frames, strategy)
+    indices = fixed_length_indices(len(faces), length, padding)
     seq, real = take_frames(faces, indices)
     seen, _ = take_frames(found, indices)
     x = (seq.astype(np.float32) / np.float32(255.0))[..., None]
@@ -102,9 +100,9 @@ class ClipSource:
     """
 
     entries: list[ClipEntry]
-    frames: int
+    length: int
     size: int
-    strategy: str = DEFAULT_SEQUENCE_STRATEGY
+    padding: Strategy = DEFAULT_PADDING
     shuffle: bool = False
     seed: int = 0
     skipped: dict[str, str] = field(default_factory=dict)  # clip name -> reason
@@ -134,7 +132,7 @@ class ClipSource:
                 self.skipped[entry.name] = str(exc)
             log.warning("skipping clip %s: %s", entry.name, exc)
             return None
-        return to_model_input(data["faces"], data["found"], self.frames, self.strategy)
+        return to_model_input(data["faces"], data["found"], self.length, self.padding)
 
     def __call__(self) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
         with self._lock:
@@ -150,38 +148,26 @@ class ClipSource:
         return [e for e in self.entries if e.name not in self.skipped]
 
 
-def cache_face_size(cache: Path, manifest: dict[str, Any] | None = None, default: int = 48) -> int:
-    """The crop size the cache was prepared with (manifest settings, else the first readable file)."""
-    manifest = read_manifest(cache) if manifest is None else manifest
-    settings = manifest.get("settings") or {}
-    if isinstance(settings.get("size"), int):
-        return settings["size"]
-    for info in manifest["clips"].values():
-        if info.get("status") == "prepared" and info.get("file"):
-            try:
-                return int(load_clip_cache(Path(cache) / info["file"])["faces"].shape[1])
-            except CacheFileError:
-                continue
-    return default
-
-
-def clip_source(cache: Path, split: str, frames: int = 32, *, shuffle: bool = False, seed: int = 0,
-                strategy: str = DEFAULT_SEQUENCE_STRATEGY, size: int | None = None,
+def clip_source(cache_dir: Path, split: str, length: int = 32, *, shuffle: bool = False, seed: int = 0,
+                padding: Strategy = DEFAULT_PADDING, size: int | None = None,
                 manifest: dict[str, Any] | None = None) -> ClipSource:
-    """A ``ClipSource`` over the usable clips of ``split``; raises if there are none."""
-    manifest = read_manifest(cache) if manifest is None else manifest
-    entries = split_entries(cache, split, manifest)
+    """A ``ClipSource`` over the usable clips of ``split``; raises if there are none.
+
+    ``size`` defaults to the crop size the cache was prepared with (its manifest's settings).
+    """
+    manifest = read_manifest(cache_dir) if manifest is None else manifest
+    entries = split_entries(cache_dir, split, manifest)
     if not entries:
-        raise ValueError(f"cache {cache} has no prepared, labelled clips in split {split!r}")
-    size = cache_face_size(cache, manifest) if size is None else size
-    return ClipSource(entries, frames, size, strategy=strategy, shuffle=shuffle, seed=seed)
+        raise ValueError(f"cache {cache_dir} has no prepared, labelled clips in split {split!r}")
+    size = int(manifest["settings"]["size"]) if size is None else size
+    return ClipSource(entries, length, size, padding=padding, shuffle=shuffle, seed=seed)
 
 
 def dataset_from_source(source: ClipSource, batch_size: int = 8, prefetch: int = 2):
     """Batch a ``ClipSource`` as a ``tf.data.Dataset`` (batches of ``batch_size``, the last may be smaller)."""
     import tensorflow as tf
 
-    t, s = source.frames, source.size
+    t, s = source.length, source.size
     signature = (
         {"faces": tf.TensorSpec((t, s, s, 1), tf.float32), "mask": tf.TensorSpec((t,), tf.bool)},
         tf.TensorSpec((len(TRAITS),), tf.float32),
@@ -190,27 +176,27 @@ def dataset_from_source(source: ClipSource, batch_size: int = 8, prefetch: int =
     return ds.batch(batch_size).prefetch(prefetch)
 
 
-def make_dataset(cache: Path, split: str, frames: int = 32, batch_size: int = 8, *, shuffle: bool = False,
-                 seed: int = 0, strategy: str = DEFAULT_SEQUENCE_STRATEGY, prefetch: int = 2):
+def make_dataset(cache_dir: Path, split: str, length: int = 32, batch_size: int = 8, *, shuffle: bool = False,
+                 seed: int = 0, padding: Strategy = DEFAULT_PADDING, prefetch: int = 2):
     """A batched, prefetching ``tf.data.Dataset`` of ``split``; see the module docstring.
 
     Returns ``(dataset, source)``: ``source.skipped`` lists damaged files met so far
     (filled as the dataset is iterated).
     """
-    source = clip_source(cache, split, frames, shuffle=shuffle, seed=seed, strategy=strategy)
+    source = clip_source(cache_dir, split, length, shuffle=shuffle, seed=seed, padding=padding)
     return dataset_from_source(source, batch_size, prefetch), source
 
 
-def load_split_arrays(cache: Path, split: str, frames: int = 32,
-                      strategy: str = DEFAULT_SEQUENCE_STRATEGY) -> dict[str, Any]:
+def load_split_arrays(cache_dir: Path, split: str, length: int = 32,
+                      padding: Strategy = DEFAULT_PADDING) -> dict[str, Any]:
     """The whole of ``split`` as numpy arrays (for evaluation of small splits).
 
-    Returns ``{"faces": float32 [n, T, s, s, 1], "mask": bool [n, T], "y": float32 [n, 5],
+    Returns ``{"faces": float32 [n, length, s, s, 1], "mask": bool [n, length], "y": float32 [n, 5],
     "names": [clip names], "skipped": {name: reason}}``; damaged files are skipped
     (and logged) as in training. Holds the split in memory: about 300 KB per clip at
     32 frames of 48x48, so fine for a few thousand clips.
     """
-    source = clip_source(cache, split, frames, strategy=strategy)
+    source = clip_source(cache_dir, split, length, padding=padding)
     xs, masks, ys, names = [], [], [], []
     for entry in source.entries:
         example = source.load(entry)
@@ -222,8 +208,8 @@ def load_split_arrays(cache: Path, split: str, frames: int = 32,
         names.append(entry.name)
     s = source.size
     return {
-        "faces": np.stack(xs) if xs else np.zeros((0, frames, s, s, 1), np.float32),
-        "mask": np.stack(masks) if masks else np.zeros((0, frames), bool),
+        "faces": np.stack(xs) if xs else np.zeros((0, length, s, s, 1), np.float32),
+        "mask": np.stack(masks) if masks else np.zeros((0, length), bool),
         "y": np.stack(ys) if ys else np.zeros((0, len(TRAITS)), np.float32),
         "names": names,
         "skipped": dict(source.skipped),

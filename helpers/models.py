@@ -2,15 +2,15 @@
 
 Every model takes two named inputs and returns the five trait scores:
 
-- ``faces``: float32 ``[batch, frames, size, size, 1]`` in [0, 1];
-- ``mask``: bool ``[batch, frames]``, True for real frames with a detected face;
+- ``faces``: float32 ``[batch, length, size, size, 1]`` in [0, 1];
+- ``mask``: bool ``[batch, length]``, True for real frames with a detected face;
 - output ``traits``: ``[batch, 5]`` in [0, 1] (sigmoid), in ``helpers.TRAITS`` order.
 
 The recurrent layer gets the mask (``layer(x, mask=mask)``), so masked positions, e.g.
 the zero padding at the end of a short clip, change nothing: the state is carried
-over them unchanged. The per-frame CNN is applied to all ``batch * frames`` crops at
-once (``FoldFrames`` / ``UnfoldFrames`` fold time into the batch axis), which does what
-``TimeDistributed`` does with one convolution call instead of one per frame.
+over them unchanged. The per-frame CNN is applied to all ``batch * length`` crops at
+once: ``FoldFrames`` folds time into the batch axis and ``UnfoldFrames`` restores it
+(the article used ``TimeDistributed`` for the same result; one folded call is faster).
 
 ``build_article_model`` is the architecture of the article the series revisits, with
 its output head fixed to what the task needs: five sigmoid units (the scores lie in
@@ -21,6 +21,10 @@ beside the GRU, and clip mirroring (``ClipFlip``, training only). ``build_per_fr
 features as the light model but averages them over time (masked), so it cannot tell the
 order of frames: it is the comparison that shows what temporal modelling adds.
 
+``MODELS`` is the one registry of model names (training, the command line and the
+tests read it); each builder's ``learning_rate`` default is that model's learning rate
+(``default_learning_rate``).
+
 Models are saved as ``.keras`` files; the custom layers here are registered,
 so ``load_model(path)`` (or ``keras.saving.load_model``) restores them once this module
 is imported.
@@ -28,6 +32,8 @@ is imported.
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
@@ -35,12 +41,9 @@ from keras import layers, ops
 
 from helpers import TRAITS
 
-MODEL_NAMES = ("light", "article", "per_frame")
-
-
 @keras.saving.register_keras_serializable(package="helpers")
 class FoldFrames(layers.Layer):
-    """``[batch, frames, ...]`` -> ``[batch * frames, ...]``: every frame becomes a batch row."""
+    """``[batch, length, ...]`` -> ``[batch * length, ...]``: every frame becomes a batch row."""
 
     def call(self, x):
         return ops.reshape(x, (-1,) + tuple(x.shape[2:]))
@@ -52,26 +55,26 @@ class FoldFrames(layers.Layer):
 
 @keras.saving.register_keras_serializable(package="helpers")
 class UnfoldFrames(layers.Layer):
-    """``[batch * frames, ...]`` -> ``[batch, frames, ...]``, the inverse of ``FoldFrames``."""
+    """``[batch * length, ...]`` -> ``[batch, length, ...]``, the inverse of ``FoldFrames``."""
 
-    def __init__(self, frames: int, **kwargs):
+    def __init__(self, length: int, **kwargs):
         super().__init__(**kwargs)
-        self.frames = int(frames)
+        self.length = int(length)
 
     def call(self, x):
-        return ops.reshape(x, (-1, self.frames) + tuple(x.shape[1:]))
+        return ops.reshape(x, (-1, self.length) + tuple(x.shape[1:]))
 
     def compute_output_shape(self, input_shape):
-        return (None, self.frames) + tuple(input_shape[1:])
+        return (None, self.length) + tuple(input_shape[1:])
 
     def get_config(self):
-        return {**super().get_config(), "frames": self.frames}
+        return {**super().get_config(), "length": self.length}
 
 
-def model_inputs(frames: int, size: int) -> tuple[keras.KerasTensor, keras.KerasTensor]:
+def model_inputs(length: int, size: int) -> tuple[keras.KerasTensor, keras.KerasTensor]:
     """The two named inputs every model takes: ``faces`` and ``mask``."""
-    faces = keras.Input((frames, size, size, 1), name="faces")
-    mask = keras.Input((frames,), dtype="bool", name="mask")
+    faces = keras.Input((length, size, size, 1), name="faces")
+    mask = keras.Input((length,), dtype="bool", name="mask")
     return faces, mask
 
 
@@ -87,7 +90,7 @@ def _compile(model: keras.Model, learning_rate: float, loss: str, jit_compile: b
     return model
 
 
-def build_article_model(frames: int = 32, size: int = 48, *, filters: int = 50, kernel: int = 8,
+def build_article_model(length: int = 32, size: int = 48, *, filters: int = 50, kernel: int = 8,
                         lstm_units: int = 200, dropout: float = 0.2, learning_rate: float = 1e-4,
                         loss: str = "mae", jit_compile: bool | str = "auto", compile: bool = True) -> keras.Model:
     """The article's CNN+LSTM with its head fixed (Dense(5, sigmoid), MAE).
@@ -98,14 +101,14 @@ def build_article_model(frames: int = 32, size: int = 48, *, filters: int = 50, 
     weights at 48x48, nearly all in the LSTM's input matrix. Adam with ``learning_rate``
     (Keras 3: no ``lr=`` or ``decay=``; pass a ``keras.optimizers.schedules`` object for decay).
     """
-    faces, mask = model_inputs(frames, size)
+    faces, mask = model_inputs(length, size)
     x = FoldFrames(name="fold")(faces)
     x = layers.Conv2D(filters, kernel, padding="same", activation="relu", name="conv")(x)
     x = layers.MaxPooling2D(2, name="pool")(x)
     x = layers.SpatialDropout2D(dropout, name="spatial_dropout")(x)
     x = layers.BatchNormalization(name="bn")(x)
     x = layers.Flatten(name="flatten")(x)
-    x = UnfoldFrames(frames, name="unfold")(x)
+    x = UnfoldFrames(length, name="unfold")(x)
     x = layers.LSTM(lstm_units, dropout=dropout, recurrent_dropout=dropout, name="lstm")(x, mask=mask)
     model = keras.Model({"faces": faces, "mask": mask}, trait_head(x), name="article")
     return _compile(model, learning_rate, loss, jit_compile) if compile else model
@@ -141,7 +144,7 @@ class ClipFlip(layers.Layer):
 
 @keras.saving.register_keras_serializable(package="helpers")
 class FrameMotion(layers.Layer):
-    """``[batch, frames, features]`` + mask -> ``[z_t, |z_t - z_(t-1)|]`` per frame.
+    """``[batch, length, features]`` + mask -> ``[z_t, |z_t - z_(t-1)|]`` per frame.
 
     The second half is how much each per-frame feature changed since the previous
     frame: a motion cue the recurrent layer can sum over time, where it would otherwise
@@ -178,7 +181,7 @@ def frame_encoder(size: int = 48, widths: tuple[int, ...] = (8, 16, 32), feature
     return keras.Sequential(stack, name=name)
 
 
-def build_light_model(frames: int = 32, size: int = 48, *, widths: tuple[int, ...] = (8, 16, 32),
+def build_light_model(length: int = 32, size: int = 48, *, widths: tuple[int, ...] = (8, 16, 32),
                       features: int = 32, units: int = 32, motion: bool = True, pooled: bool = True,
                       augment: bool = True, learning_rate: float = 3e-3, loss: str = "mse",
                       jit_compile: bool | str = "auto", compile: bool = True) -> keras.Model:
@@ -196,11 +199,11 @@ def build_light_model(frames: int = 32, size: int = 48, *, widths: tuple[int, ..
     the train-mean baseline's and MAE as the loss 0.35-0.55x: an absolute-error gradient
     has the same size for every error, and some seeds left a trait half-learned.
     """
-    faces, mask = model_inputs(frames, size)
+    faces, mask = model_inputs(length, size)
     x = ClipFlip(name="flip")(faces) if augment else faces
     x = FoldFrames(name="fold")(x)
     x = frame_encoder(size, widths, features)(x)
-    x = UnfoldFrames(frames, name="unfold")(x)
+    x = UnfoldFrames(length, name="unfold")(x)
     if motion:
         x = FrameMotion(name="motion")(x, mask)
     h = layers.GRU(units, name="gru")(x, mask=mask)
@@ -210,30 +213,46 @@ def build_light_model(frames: int = 32, size: int = 48, *, widths: tuple[int, ..
     return _compile(model, learning_rate, loss, jit_compile) if compile else model
 
 
-def build_per_frame_model(frames: int = 32, size: int = 48, *, widths: tuple[int, ...] = (8, 16, 32),
+def build_per_frame_model(length: int = 32, size: int = 48, *, widths: tuple[int, ...] = (8, 16, 32),
                           features: int = 32, units: int = 32, augment: bool = True, learning_rate: float = 3e-3,
                           loss: str = "mse", jit_compile: bool | str = "auto", compile: bool = True) -> keras.Model:
     """The light model's frame encoder, averaged over the masked frames, then a dense layer and the head.
 
     Trained like the light model (same loss, augmentation, schedule). Order-blind by construction: shuffling the frames of a clip does not change its output.
     """
-    faces, mask = model_inputs(frames, size)
+    faces, mask = model_inputs(length, size)
     x = ClipFlip(name="flip")(faces) if augment else faces
     x = FoldFrames(name="fold")(x)
     x = frame_encoder(size, widths, features)(x)
-    x = UnfoldFrames(frames, name="unfold")(x)
+    x = UnfoldFrames(length, name="unfold")(x)
     x = layers.GlobalAveragePooling1D(name="masked_mean")(x, mask=mask)
     x = layers.Dense(units, activation="relu", name="dense")(x)
     model = keras.Model({"faces": faces, "mask": mask}, trait_head(x), name="per_frame")
     return _compile(model, learning_rate, loss, jit_compile) if compile else model
 
 
-def build_model(name: str, frames: int = 32, size: int = 48, **kwargs) -> keras.Model:
-    """``build_light_model``, ``build_article_model`` or ``build_per_frame_model`` by name."""
-    builders = {"light": build_light_model, "article": build_article_model, "per_frame": build_per_frame_model}
-    if name not in builders:
-        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
-    return builders[name](frames, size, **kwargs)
+#: The one registry of models: name -> builder ``(length, size, **kwargs) -> compiled keras.Model``.
+MODELS: dict[str, Callable[..., keras.Model]] = {
+    "light": build_light_model,
+    "article": build_article_model,
+    "per_frame": build_per_frame_model,
+}
+
+
+def default_learning_rate(name: str) -> float:
+    """The learning rate model ``name`` trains with unless told otherwise (its builder's default)."""
+    return float(inspect.signature(_builder(name)).parameters["learning_rate"].default)
+
+
+def _builder(name: str) -> Callable[..., keras.Model]:
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    return MODELS[name]
+
+
+def build_model(name: str, length: int = 32, size: int = 48, **kwargs) -> keras.Model:
+    """The model ``name`` of ``MODELS``, built for sequences of ``length`` crops of ``size`` pixels."""
+    return _builder(name)(length, size, **kwargs)
 
 
 def load_model(path: str | Path, compile: bool = True) -> keras.Model:

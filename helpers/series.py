@@ -15,7 +15,8 @@ from pathlib import Path
 #: Settings shared by the notebooks, so that each can rebuild what an earlier one made.
 DEMO_CLIPS = 200
 DEMO_SEED = 0
-FRAMES = 32
+NUM_FRAMES = 32  # frames sampled per clip by prepare
+LENGTH = 32  # sequence length the model sees
 SIZE = 48
 
 
@@ -41,25 +42,31 @@ def ensure_demo_data(root: Path | None = None) -> Path:
 
 def ensure_cache(root: Path | None = None, workers: int | None = None) -> Path:
     """The prepared cache of the demo data; ``prepare`` resumes, so this is quick when done before."""
-    from helpers.cache import prepare, read_manifest
+    from helpers.cache import CacheFileError, read_manifest
+    from helpers.prepare import prepare
 
     root = root or data_dir()
     source = ensure_demo_data(root)
     cache = root / "cache"
+    try:
+        complete = bool(read_manifest(cache).get("complete"))
+    except (FileNotFoundError, CacheFileError):  # none yet, damaged, or of an older version
+        complete = False
     # An interrupted prepare leaves a manifest marked incomplete: run it again, it resumes.
-    if not (cache / "manifest.json").is_file() or not read_manifest(cache).get("complete"):
-        prepare(source, cache, frames=FRAMES, size=SIZE, workers=workers)
+    if not complete:
+        prepare(source, cache, num_frames=NUM_FRAMES, size=SIZE, workers=workers)
     return cache
 
 
 def ensure_trained_run(root: Path | None = None, **train_kwargs) -> Path:
     """A run folder with the default model trained on the demo cache (trained when missing)."""
-    from helpers.training import train
+    from helpers.training import RUN_VERSION, train
 
     root = root or data_dir()
     run = root / "runs" / "light"
-    if not (run / "metrics.json").is_file():
-        train(ensure_cache(root), run, frames=FRAMES, **train_kwargs)
+    metrics = run / "metrics.json"
+    if not metrics.is_file() or json.loads(metrics.read_text(encoding="utf-8")).get("version") != RUN_VERSION:
+        train(ensure_cache(root), run, length=LENGTH, **train_kwargs)
     return run
 
 

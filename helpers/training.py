@@ -1,9 +1,9 @@
 """Train, evaluate and predict.
 
-``train(cache, out)`` uses the official splits written in the cache manifest: it fits on
+``train(cache_dir, run_dir)`` uses the official splits written in the cache manifest: it fits on
 ``train``, watches ``validation`` for early stopping (the weights of the best validation
 epoch are kept), and scores ``test`` once, at the end, beside the train-mean baseline.
-It writes to the run folder ``out``:
+It writes to the run folder ``run_dir``:
 
 - ``model.keras``: the model (``helpers.models.load_model`` reads it back);
 - ``history.json``: per-epoch ``loss``, ``val_loss`` (the training loss: MSE for the light
@@ -11,9 +11,12 @@ It writes to the run folder ``out``:
 - ``metrics.json``: the test report of ``helpers.metrics.report`` (``per_trait`` with
   ``accuracy``, ``mae``, ``pearson_r``, ``baseline_accuracy``, ``baseline_mae``;
   ``mean_accuracy``, ``baseline_mean_accuracy``, ``mean_mae``, ...), the same figures for
-  validation under ``validation``, the ``settings`` a prediction needs (``frames``,
-  ``size``, ``sample_frames``, ``sequence_strategy``) and the run's ``model``, ``seed``,
-  ``epochs_run``, ``best_epoch``, clip counts and skipped files.
+  validation under ``validation``, the ``settings`` a prediction needs (``length``,
+  ``size``, ``num_frames``, ``padding``, ``traits``) and the run's ``model``, ``seed``,
+  ``distribution``, ``epochs_run``, ``best_epoch``, clip counts and skipped files.
+  ``RUN_VERSION`` is 2 since ``frames``/``sample_frames``/``sequence_strategy``/``strategy``
+  became ``length``/``num_frames``/``padding``/``distribution``; ``load_run`` refuses
+  older run folders with a message to re-run train.
 
 ``predict_video(video, run_dir)`` turns one clip into trait scores with the run's
 settings and the same preprocessing as training.
@@ -33,9 +36,10 @@ import numpy as np
 
 from helpers import TRAITS
 from helpers import metrics as M
-from helpers.cache import read_manifest, write_json_atomic
-from helpers.inputs import (DEFAULT_SEQUENCE_STRATEGY, ClipSource, clip_source, dataset_from_source, split_entries,
-                            to_model_input)
+from helpers.atomic import write_json_atomic
+from helpers.cache import read_manifest
+from helpers.inputs import DEFAULT_PADDING, ClipSource, clip_source, dataset_from_source, split_entries, to_model_input
+from helpers.sequences import Strategy
 
 #: Defaults chosen on the demo data (see ``benchmarks/bench_train.py``): the light model's
 #: validation MAE still improves at epoch 40 of a cosine schedule; each epoch of 120 demo
@@ -46,8 +50,8 @@ DEFAULT_BATCH_SIZE = 8
 DEFAULT_PATIENCE = 10
 #: The learning rate falls from its start value to this fraction of it over the epochs (cosine).
 FINAL_LR_FRACTION = 0.05
-#: Learning rate per model when the caller gives none.
-DEFAULT_LEARNING_RATES = {"light": 3e-3, "per_frame": 3e-3, "article": 1e-4}
+#: Version of the run folder's metrics.json; ``load_run`` refuses other versions.
+RUN_VERSION = 2
 
 
 class EpochLine(keras.callbacks.Callback):
@@ -76,26 +80,22 @@ def cosine_learning_rate(epoch: int, epochs: int, start: float, final_fraction: 
     return float(start * (final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))))
 
 
-def _sample_frames(manifest: dict[str, Any], default: int) -> int:
-    """How many frames per clip the cache was prepared with (what predict_video must sample)."""
-    settings = manifest.get("settings") or {}
-    for key in ("frames", "num_frames"):
-        if isinstance(settings.get(key), int):
-            return settings[key]
-    return default
+#: The ``distribution`` values ``train`` accepts (besides None, the default no-op strategy).
+DISTRIBUTIONS: tuple[str, ...] = ("mirrored",)
 
 
-def _distribution(strategy: str | None):
+def _distribution(distribution: str | None):
+    """The tf.distribute strategy named ``distribution``."""
     import tensorflow as tf
 
-    if strategy is None:
+    if distribution is None:
         return tf.distribute.get_strategy()  # the default (no-op) strategy
-    if strategy == "mirrored":
+    if distribution == "mirrored":
         # Copies the model onto every visible GPU (or the one CPU when there is none) and
         # splits each batch among them; for several GPUs in one machine. Several machines
         # need tf.distribute.MultiWorkerMirroredStrategy instead.
         return tf.distribute.MirroredStrategy()
-    raise ValueError(f"unknown strategy {strategy!r}; use None or 'mirrored'")
+    raise ValueError(f"unknown distribution {distribution!r}; use None or one of {', '.join(DISTRIBUTIONS)}")
 
 
 def predict_source(model, source: ClipSource, batch_size: int = 8) -> dict[str, Any]:
@@ -121,62 +121,65 @@ def _faces_input_shape(model) -> tuple:
     raise ValueError(f"model {model.name} has no 'faces' input")
 
 
-def evaluate(model, cache: Path, split: str = "test", *, frames: int | None = None, batch_size: int = 8,
-             train_means: Any | None = None, sequence_strategy: str | None = None) -> dict[str, Any]:
-    """Score ``model`` (a Keras model or a run folder written by ``train``) on ``split`` of ``cache``.
+def evaluate(model, cache_dir: Path, split: str = "test", *, length: int | None = None, batch_size: int = 8,
+             train_means: Any | None = None, padding: Strategy | None = None) -> dict[str, Any]:
+    """Score ``model`` (a Keras model or a run folder written by ``train``) on ``split`` of ``cache_dir``.
 
     Returns ``helpers.metrics.report`` (model beside the train-mean baseline) plus
     ``split``, ``names``, ``y_true``, ``y_pred`` (lists, for plots) and ``skipped``. The
     baseline uses ``train_means`` when given, else the means of the cache's training
-    labels. ``frames`` and ``sequence_strategy`` default to the run's settings (or the
-    model's input length and ``"zero_pad"``).
+    labels. ``length`` and ``padding`` default to the run's settings (or the
+    model's input length and ``DEFAULT_PADDING``).
     """
-    cache = Path(cache)
-    manifest = read_manifest(cache)
+    cache_dir = Path(cache_dir)
+    manifest = read_manifest(cache_dir)
     if isinstance(model, (str, Path)):
         run = load_run(model)
         model = run["model"]
-        frames = frames or run["settings"]["frames"]
-        sequence_strategy = sequence_strategy or run["settings"].get("sequence_strategy")
+        length = length or run["settings"]["length"]
+        padding = padding or run["settings"]["padding"]
     shape = _faces_input_shape(model)
-    frames = frames or int(shape[1])
-    sequence_strategy = sequence_strategy or DEFAULT_SEQUENCE_STRATEGY
-    source = clip_source(cache, split, frames, strategy=sequence_strategy, size=int(shape[2]), manifest=manifest)
+    length = length or int(shape[1])
+    padding = padding or DEFAULT_PADDING
+    source = clip_source(cache_dir, split, length, padding=padding, size=int(shape[2]), manifest=manifest)
     pred = predict_source(model, source, batch_size)
     if len(pred["names"]) == 0:
-        raise ValueError(f"no readable clips in split {split!r} of {cache}")
+        raise ValueError(f"no readable clips in split {split!r} of {cache_dir}")
     if train_means is None:
-        train_means = M.train_means(np.stack([e.labels for e in split_entries(cache, "train", manifest)]))
+        train_means = M.train_means(np.stack([e.labels for e in split_entries(cache_dir, "train", manifest)]))
     rep = M.report(pred["y_true"], pred["y_pred"], means=train_means)
     rep.update(split=split, names=pred["names"], y_true=pred["y_true"].tolist(),
                y_pred=pred["y_pred"].tolist(), skipped=pred["skipped"])
     return rep
 
 
-def train(cache: Path, out: Path, model_name: str = "light", frames: int = 32, epochs: int = DEFAULT_EPOCHS,
-          batch_size: int = DEFAULT_BATCH_SIZE, seed: int = 0, strategy: str | None = None, verbose: int = 0,
-          *, learning_rate: float | None = None, patience: int = DEFAULT_PATIENCE,
-          sequence_strategy: str = DEFAULT_SEQUENCE_STRATEGY, model_kwargs: dict | None = None) -> dict[str, Any]:
-    """Train ``model_name`` on the cache's train split, stop early on validation, score test once.
+def train(cache_dir: Path, run_dir: Path, model_name: str = "light", length: int = 32,
+          epochs: int = DEFAULT_EPOCHS, batch_size: int = DEFAULT_BATCH_SIZE, seed: int = 0,
+          distribution: str | None = None, verbose: int = 0, *, learning_rate: float | None = None,
+          patience: int = DEFAULT_PATIENCE, padding: Strategy = DEFAULT_PADDING,
+          model_kwargs: dict | None = None) -> dict[str, Any]:
+    """Train ``model_name`` (a name of ``helpers.models.MODELS``) on the cache's train split,
+    stop early on validation, score test once.
 
+    ``length``: the sequence length the model sees (each clip is made that long with
+    ``padding``). ``learning_rate`` defaults to the model's (``models.default_learning_rate``).
     ``verbose=1`` prints one line per epoch; Keras' own progress bars stay off.
-    ``strategy="mirrored"`` builds and compiles the model under
+    ``distribution="mirrored"`` builds and compiles the model under
     ``tf.distribute.MirroredStrategy`` (meant for several GPUs; it also runs on one CPU).
-    Returns the dict written to ``out/metrics.json`` (see the module docstring).
+    Returns the dict written to ``run_dir/metrics.json`` (see the module docstring).
     """
-    from helpers.models import build_model
+    from helpers.models import build_model, default_learning_rate
 
-    cache, out = Path(cache), Path(out)
-    manifest = read_manifest(cache)
+    cache_dir, run_dir = Path(cache_dir), Path(run_dir)
+    manifest = read_manifest(cache_dir)
+    lr = default_learning_rate(model_name) if learning_rate is None else learning_rate
     keras.utils.set_random_seed(seed)
-    train_src = clip_source(cache, "train", frames, shuffle=True, seed=seed, strategy=sequence_strategy,
-                            manifest=manifest)
+    train_src = clip_source(cache_dir, "train", length, shuffle=True, seed=seed, padding=padding, manifest=manifest)
     size = train_src.size
-    val_src = clip_source(cache, "validation", frames, strategy=sequence_strategy, size=size, manifest=manifest)
-    lr = DEFAULT_LEARNING_RATES.get(model_name, 1e-3) if learning_rate is None else learning_rate
+    val_src = clip_source(cache_dir, "validation", length, padding=padding, size=size, manifest=manifest)
 
-    with _distribution(strategy).scope():
-        model = build_model(model_name, frames, size, learning_rate=lr, **(model_kwargs or {}))
+    with _distribution(distribution).scope():
+        model = build_model(model_name, length, size, learning_rate=lr, **(model_kwargs or {}))
 
     callbacks = [
         keras.callbacks.LearningRateScheduler(lambda epoch: cosine_learning_rate(epoch, epochs, lr)),
@@ -197,28 +200,29 @@ def train(cache: Path, out: Path, model_name: str = "light", frames: int = 32, e
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     best_epoch = int(np.argmin(hist["val_mae"])) + 1 if hist.get("val_mae") else len(hist.get("loss", []))
 
-    out.mkdir(parents=True, exist_ok=True)
-    model.save(out / "model.keras")
-    write_json_atomic(out / "history.json", hist)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    model.save(run_dir / "model.keras")
+    write_json_atomic(run_dir / "history.json", hist)
 
     usable_train = train_src.usable
     if not usable_train:
-        raise ValueError(f"every training file of {cache} failed to load: {sorted(train_src.skipped)}")
+        raise ValueError(f"every training file of {cache_dir} failed to load: {sorted(train_src.skipped)}")
     means = M.train_means(np.stack([e.labels for e in usable_train]))
     val = M.report(**_pred(model, val_src, batch_size), means=means)
-    test_src = clip_source(cache, "test", frames, strategy=sequence_strategy, size=size, manifest=manifest)
+    test_src = clip_source(cache_dir, "test", length, padding=padding, size=size, manifest=manifest)
     test_pred = predict_source(model, test_src, batch_size)  # the one look at the test split
     rep = M.report(test_pred["y_true"], test_pred["y_pred"], means=means)
 
     skipped = {**train_src.skipped, **val_src.skipped, **test_src.skipped}
     metrics = {
+        "version": RUN_VERSION,
         "model": model_name,
         "split": "test",
         **rep,
         "validation": {k: val[k] for k in ("n", "mean_accuracy", "mean_mae", "baseline_mean_accuracy",
                                            "baseline_mean_mae", "mae_ratio")},
-        "settings": {"frames": frames, "size": size, "sample_frames": _sample_frames(manifest, frames),
-                     "sequence_strategy": sequence_strategy, "traits": list(TRAITS)},
+        "settings": {"length": length, "size": size, "num_frames": int(manifest["settings"]["num_frames"]),
+                     "padding": padding, "traits": list(TRAITS)},
         "seed": seed,
         "batch_size": batch_size,
         "learning_rate": lr,
@@ -226,13 +230,13 @@ def train(cache: Path, out: Path, model_name: str = "light", frames: int = 32, e
         "epochs_run": len(hist.get("loss", [])),
         "best_epoch": best_epoch,
         "patience": patience,
-        "strategy": strategy,
+        "distribution": distribution,
         "params": int(model.count_params()),
         "train_seconds": round(train_seconds, 2),
         "n_clips": {"train": len(usable_train), "validation": val["n"], "test": rep["n"]},
         "skipped_files": skipped,
     }
-    write_json_atomic(out / "metrics.json", metrics)
+    write_json_atomic(run_dir / "metrics.json", metrics)
     return metrics
 
 
@@ -256,15 +260,18 @@ def load_run(run_dir: Path) -> dict[str, Any]:
     key = (str(model_path.resolve()), model_path.stat().st_mtime)
     if key not in _RUN_CACHE:
         metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+        if not isinstance(metrics, dict) or metrics.get("version") != RUN_VERSION:
+            raise ValueError(f"{run_dir} was trained by an older version of helpers (its metrics.json has no "
+                             f"version {RUN_VERSION}): re-run `python -m helpers train CACHE --out {run_dir}`")
         _RUN_CACHE.clear()
         _RUN_CACHE[key] = {"model": load_model(model_path), "settings": metrics["settings"], "metrics": metrics}
     return _RUN_CACHE[key]
 
 
-def predict_faces(model, faces: np.ndarray, found: np.ndarray, frames: int,
-                  strategy: str = DEFAULT_SEQUENCE_STRATEGY) -> dict[str, float]:
+def predict_faces(model, faces: np.ndarray, found: np.ndarray, length: int,
+                  padding: Strategy = DEFAULT_PADDING) -> dict[str, float]:
     """Trait scores for one clip's face crops (uint8 ``[n, s, s]``) and ``found`` flags."""
-    x, mask = to_model_input(faces, found, frames, strategy)
+    x, mask = to_model_input(faces, found, length, padding)
     pred = np.asarray(model.predict_on_batch({"faces": x[None], "mask": mask[None]}))[0]
     return {t: float(v) for t, v in zip(TRAITS, pred)}
 
@@ -273,7 +280,7 @@ def predict_video(video: Path, run_dir: Path) -> dict[str, float]:
     """The five trait scores (TRAITS order, each in [0, 1]) for one video file.
 
     Samples and crops faces with the run's settings (``video_to_faces`` with the cache's
-    frame count and crop size), then the training preprocessing. A clip where no face is
+    ``num_frames`` and crop size), then the training preprocessing. A clip where no face is
     found still gets scores (the model sees an all-False mask); check
     ``helpers.faces.video_to_faces(video).found`` first if that matters.
     """
@@ -281,6 +288,5 @@ def predict_video(video: Path, run_dir: Path) -> dict[str, float]:
 
     run = load_run(run_dir)
     s = run["settings"]
-    seq = video_to_faces(Path(video), num_frames=int(s["sample_frames"]), size=int(s["size"]))
-    return predict_faces(run["model"], seq.faces, seq.found, int(s["frames"]),
-                         s.get("sequence_strategy", DEFAULT_SEQUENCE_STRATEGY))
+    seq = video_to_faces(Path(video), num_frames=int(s["num_frames"]), size=int(s["size"]))
+    return predict_faces(run["model"], seq.faces, seq.found, int(s["length"]), s["padding"])

@@ -1,4 +1,4 @@
-"""Tests for helpers.dataset: clip names, finding clips, zips, annotation pickles, splits."""
+"""Tests for helpers.dataset and helpers.archives: clip names, finding clips, zips, annotation pickles, splits, assembly."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from helpers import ANNOTATION_KEYS, TRAITS
+from helpers import archives as ar
 from helpers import dataset as ds
 
 # --------------------------------------------------------------------------- fixtures
@@ -190,9 +191,9 @@ def nested_train_zip(tmp_path: Path, source: Path) -> Path:
 def test_extract_nested_zips(tmp_path):
     source, dest = tmp_path / "src", tmp_path / "cache/extracted"
     nested_train_zip(tmp_path, source)
-    archives = ds.find_archives(source)
+    archives = ar.find_archives(source)
     assert archives == [source / "train-1.zip"]
-    report = ds.extract_archives(archives, source, dest, progress=False)
+    report = ar.extract_archives(archives, source, dest, progress=False)
     assert report.folders == [dest / "train-1"] and report.skipped == []
     assert files_under(dest) == ["train-1/.extracted.json", "train-1/training80_01/.extracted.json",
                                  "train-1/training80_01/a.001.mp4", "train-1/training80_01/a.002.mp4",
@@ -206,20 +207,20 @@ def test_extract_nested_zips(tmp_path):
 def test_extract_resumes_and_skips_finished(tmp_path, monkeypatch):
     source, dest = tmp_path / "src", tmp_path / "out"
     make_zip(source / "val-1.zip", {f"validation80_01/c.{i:03d}.mp4": bytes([i]) * (10 + i) for i in range(4)})
-    ds.extract_archives(ds.find_archives(source), source, dest, progress=False)
+    ar.extract_archives(ar.find_archives(source), source, dest, progress=False)
     folder = dest / "val-1"
     copies = []
-    real_copy = ds._copy_entry
-    monkeypatch.setattr(ds, "_copy_entry", lambda *a: (copies.append(a[1].filename), real_copy(*a)))
-    ds.extract_archives(ds.find_archives(source), source, dest, progress=False)
+    real_copy = ar._copy_entry
+    monkeypatch.setattr(ar, "_copy_entry", lambda *a: (copies.append(a[1].filename), real_copy(*a)))
+    ar.extract_archives(ar.find_archives(source), source, dest, progress=False)
     assert copies == []  # finished (marker): nothing read again
     # a run killed part-way: no marker, one file missing, the others complete
-    (folder / ds.EXTRACTED_MARKER).unlink()
+    (folder / ar.EXTRACTED_MARKER).unlink()
     (folder / "validation80_01/c.002.mp4").unlink()
-    ds.extract_archives(ds.find_archives(source), source, dest, progress=False)
+    ar.extract_archives(ar.find_archives(source), source, dest, progress=False)
     assert copies == ["validation80_01/c.002.mp4"]
     assert (folder / "validation80_01/c.002.mp4").read_bytes() == bytes([2]) * 12
-    assert (folder / ds.EXTRACTED_MARKER).is_file()
+    assert (folder / ar.EXTRACTED_MARKER).is_file()
 
 
 @pytest.mark.parametrize("entry", [
@@ -231,8 +232,8 @@ def test_extract_refuses_entries_outside(tmp_path, entry):
     entry = entry.replace("/ABSOLUTE", str(tmp_path / "abs"))
     source, dest = tmp_path / "src", tmp_path / "out/extracted"
     archive = make_zip(source / "train-1.zip", {"good.001.mp4": b"fine", entry: b"pwned"})
-    with pytest.raises(ds.UnsafeArchiveError) as err:
-        ds.extract_archives([archive], source, dest, progress=False)
+    with pytest.raises(ar.UnsafeArchiveError) as err:
+        ar.extract_archives([archive], source, dest, progress=False)
     assert str(archive) in str(err.value) and repr(entry) in str(err.value)
     assert not absolute.exists()
     assert not [p for p in tmp_path.rglob("*evil*")]  # nothing written anywhere
@@ -243,8 +244,8 @@ def test_extract_refuses_traversal_inside_inner_zip(tmp_path):
     source, dest = tmp_path / "src", tmp_path / "out"
     inner = zip_bytes({"a.001.mp4": b"ok", "../../../evil.txt": b"pwned"}, tmp_path / "inner.zip")
     make_zip(source / "train-1.zip", {"training80_01.zip": inner})
-    with pytest.raises(ds.UnsafeArchiveError, match="training80_01.zip") as err:
-        ds.extract_archives(ds.find_archives(source), source, dest, progress=False)
+    with pytest.raises(ar.UnsafeArchiveError, match="training80_01.zip") as err:
+        ar.extract_archives(ar.find_archives(source), source, dest, progress=False)
     assert "../../../evil.txt" in str(err.value)
     assert not [p for p in tmp_path.rglob("*evil*")]
 
@@ -255,26 +256,26 @@ def test_extract_refuses_links_out_of_the_folder(tmp_path):
     archive = make_zip(source / "train-1.zip", {"sub/x.001.mp4": b"data"})
     (dest / "train-1").mkdir(parents=True)
     (dest / "train-1/sub").symlink_to(outside)  # planted link inside the extraction folder
-    with pytest.raises(ds.UnsafeArchiveError, match="outside"):
-        ds.extract_archives([archive], source, dest, progress=False)
+    with pytest.raises(ar.UnsafeArchiveError, match="outside"):
+        ar.extract_archives([archive], source, dest, progress=False)
     assert list(outside.iterdir()) == []
 
 
 def test_encrypted_zip_says_what_to_do(tmp_path):
     source, dest = tmp_path / "src", tmp_path / "out"
     archive = make_zip(source / "val-1.zip", {"validation80_01.zip": b"x" * 40})
-    assert not ds.archive_is_encrypted(archive)
+    assert not ar.archive_is_encrypted(archive)
     set_encrypted_flag(archive)
     with zipfile.ZipFile(archive) as zf:
         assert zf.infolist()[0].flag_bits & 0x1  # zipfile itself sees it as encrypted
-    assert ds.archive_is_encrypted(archive)
-    with pytest.raises(ds.EncryptedArchiveError) as err:
-        ds.extract_archives([archive], source, dest, progress=False)
+    assert ar.archive_is_encrypted(archive)
+    with pytest.raises(ar.EncryptedArchiveError) as err:
+        ar.extract_archives([archive], source, dest, progress=False)
     message = str(err.value)
     assert str(archive) in message and "unzip -P PASSWORD val-1.zip" in message and "slowly" in message
     assert not dest.exists()
-    with pytest.raises(ds.EncryptedArchiveError):  # also when called on the archive directly
-        ds.extract_archive(archive, dest / "val-1")
+    with pytest.raises(ar.EncryptedArchiveError):  # also when called on the archive directly
+        ar.extract_archive(archive, dest / "val-1")
 
 
 def test_encrypted_zip_already_extracted_beside_is_skipped(tmp_path):
@@ -283,10 +284,10 @@ def test_encrypted_zip_already_extracted_beside_is_skipped(tmp_path):
     set_encrypted_flag(archive)
     (source / "val-1").mkdir()
     (source / "val-1/validation80_01.zip").write_bytes(b"x" * 40)  # what `unzip -P` gave, in part
-    with pytest.raises(ds.EncryptedArchiveError):
-        ds.extract_archives([archive], source, dest, progress=False)
+    with pytest.raises(ar.EncryptedArchiveError):
+        ar.extract_archives([archive], source, dest, progress=False)
     (source / "val-1/validation80_02.zip").write_bytes(b"y" * 30)
-    report = ds.extract_archives([archive], source, dest, progress=False)
+    report = ar.extract_archives([archive], source, dest, progress=False)
     assert report.folders == [] and report.skipped[0]["archive"] == str(archive)
     assert "password" in report.skipped[0]["reason"]
 
@@ -294,8 +295,43 @@ def test_encrypted_zip_already_extracted_beside_is_skipped(tmp_path):
 def test_damaged_zip_is_named(tmp_path):
     bad = tmp_path / "train-2.zip"
     bad.write_bytes(b"not a zip at all")
-    with pytest.raises(ds.DatasetError, match="train-2.zip"):
-        ds.extract_archives([bad], tmp_path, tmp_path / "out", progress=False)
+    with pytest.raises(ar.ArchiveError, match="train-2.zip"):
+        ar.extract_archives([bad], tmp_path, tmp_path / "out", progress=False)
+
+
+# --------------------------------------------------------------------------- assembly
+
+
+def test_assemble_a_folder_with_a_zip(tmp_path):
+    """Clips from the folder and from its zip, split from annotation file over folder, labels attached."""
+    source = tmp_path / "src"
+    (source / "test80_01").mkdir(parents=True)
+    (source / "test80_01" / "c.001.mp4").write_bytes(b"C")  # folder says test, annotation says validation
+    nested_train_zip(tmp_path, source)
+    (source / "annotation_validation.pkl").write_bytes(real_pickle(["c.001.mp4", "gone.001.mp4"]))
+    found = ds.assemble(source, extract_to=tmp_path / "x")
+    assert list(found.clips) == ["a.001.mp4", "a.002.mp4", "b.001.mp4", "c.001.mp4"]
+    assert {n: c.split for n, c in found.clips.items()} == {
+        "a.001.mp4": "train", "a.002.mp4": "train", "b.001.mp4": "train", "c.001.mp4": "validation"}
+    assert found.clips["c.001.mp4"].labels == pytest.approx(
+        {k: v[ "c.001.mp4"] for k, v in scores_for(["c.001.mp4", "gone.001.mp4"]).items()})
+    assert found.clips["a.001.mp4"].labels is None
+    assert found.clips["a.001.mp4"].path.is_relative_to(tmp_path / "x")
+    assert found.match.labels_without_clip == ["gone.001.mp4"]
+    assert found.split_conflicts == [{"clip": "c.001.mp4", "folder": "test", "annotation": "validation"}]
+    assert [p.name for p in found.extraction.folders] == ["train-1"]
+
+
+def test_assemble_a_zip_reads_annotations_beside_it_only(tmp_path):
+    source = tmp_path / "src"
+    archive = nested_train_zip(tmp_path, source)
+    (source / "annotation_training.pkl").write_bytes(real_pickle(["a.001.mp4"]))
+    (source / "deeper").mkdir()
+    (source / "deeper" / "annotation_test.pkl").write_bytes(real_pickle(["b.001.mp4"]))  # not beside it
+    found = ds.assemble(archive, extract_to=tmp_path / "x")
+    assert list(found.labels.files) == [str(source / "annotation_training.pkl")]
+    with pytest.raises(ValueError, match="extract_to"):
+        ds.assemble(source)  # zips and nowhere to unpack them
 
 
 # --------------------------------------------------------------------------- annotations

@@ -12,13 +12,12 @@ import cv2
 import numpy as np
 import pytest
 
-from helpers import ANNOTATION_KEYS, TRAITS
+from helpers import ANNOTATION_KEYS, SPLITS, TRAITS
 from helpers import demo
 from helpers.demo import (
     ANNOTATION_FILES,
     FACTORS_FILE,
     NOISE_STD,
-    SPLITS,
     factors_from_scores,
     make_demo_dataset,
     plan_demo_dataset,

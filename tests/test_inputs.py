@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from helpers import TRAITS
-from helpers.cache import clip_cache_path, save_clip_cache, write_json_atomic
+from helpers.atomic import write_json_atomic
+from helpers.cache import MANIFEST_VERSION, clip_cache_path, save_clip_cache
 from helpers import inputs as I
 
 SIZE = 48
@@ -42,7 +43,7 @@ def make_cache(root: Path, clips: dict) -> Path:
             "labels": spec.get("labels", _labels(spec.get("value", 0.3))),
             "n_frames": n, "n_found": n, "fps": 25.0, "error": None, "warning": None,
         }
-    write_json_atomic(cache / "manifest.json", {"version": 1, "settings": {"frames": 8, "size": SIZE},
+    write_json_atomic(cache / "manifest.json", {"version": MANIFEST_VERSION, "settings": {"num_frames": 8, "size": SIZE},
                                                 "clips": entries})
     return cache
 
@@ -68,7 +69,7 @@ def test_split_entries_keep_only_prepared_labelled_clips_of_the_split(cache):
 
 
 def test_batches_have_the_documented_shapes_and_dtypes(cache):
-    ds, source = I.make_dataset(cache, "train", frames=8, batch_size=4)
+    ds, source = I.make_dataset(cache, "train", length=8, batch_size=4)
     batches = list(ds.as_numpy_iterator())
     assert [len(b[1]) for b in batches] == [4, 2]
     x, y = batches[0]
@@ -80,14 +81,14 @@ def test_batches_have_the_documented_shapes_and_dtypes(cache):
 
 
 def test_targets_follow_traits_order(cache):
-    ds, _ = I.make_dataset(cache, "train", frames=8, batch_size=8)
+    ds, _ = I.make_dataset(cache, "train", length=8, batch_size=8)
     _, y = next(ds.as_numpy_iterator())
     # c2: value 0.2, trait k gets 0.2 + 0.01 k, whatever the key order in the manifest
     np.testing.assert_allclose(y[2], [0.2 + 0.01 * k for k in range(5)], atol=1e-6)
 
 
 def test_pixels_scaled_to_unit_range(cache):
-    data = I.load_split_arrays(cache, "test", frames=8)
+    data = I.load_split_arrays(cache, "test", length=8)
     assert data["names"] == ["grey.000.mp4", "white.000.mp4"]
     faces = data["faces"]
     np.testing.assert_allclose(faces[0, :6], 0.2, atol=1e-6)  # 51 / 255
@@ -97,7 +98,7 @@ def test_pixels_scaled_to_unit_range(cache):
 
 
 def test_mask_combines_found_and_padding_at_the_end(cache):
-    data = I.load_split_arrays(cache, "validation", frames=8)
+    data = I.load_split_arrays(cache, "validation", length=8)
     assert data["names"] == ["long.000.mp4", "short.000.mp4"]
     short_mask = data["mask"][1]
     assert short_mask.tolist() == [True, False, True, True, False, False, False, False]
@@ -109,8 +110,8 @@ def test_mask_combines_found_and_padding_at_the_end(cache):
     np.testing.assert_allclose(data["faces"][0, :, 0, 0, 0] * 255, [5 + 10 * i for i in range(8)], atol=1e-3)
 
 
-def test_uniform_strategy_spreads_frames_over_a_long_clip(cache):
-    data = I.load_split_arrays(cache, "validation", frames=4, strategy="uniform")
+def test_uniform_padding_spreads_frames_over_a_long_clip(cache):
+    data = I.load_split_arrays(cache, "validation", length=4, padding="uniform")
     pixels = np.round(data["faces"][0, :, 0, 0, 0] * 255).astype(int)
     assert pixels.tolist() == [15, 45, 75, 105]  # frames 1, 4, 7, 10 of 12
 
@@ -125,23 +126,23 @@ def _order(ds):
 
 
 def test_seeded_shuffle_is_deterministic_and_changes_each_epoch(cache):
-    ds_a, _ = I.make_dataset(cache, "train", frames=4, batch_size=2, shuffle=True, seed=7)
-    ds_b, _ = I.make_dataset(cache, "train", frames=4, batch_size=2, shuffle=True, seed=7)
-    ds_c, _ = I.make_dataset(cache, "train", frames=4, batch_size=2, shuffle=True, seed=8)
+    ds_a, _ = I.make_dataset(cache, "train", length=4, batch_size=2, shuffle=True, seed=7)
+    ds_b, _ = I.make_dataset(cache, "train", length=4, batch_size=2, shuffle=True, seed=7)
+    ds_c, _ = I.make_dataset(cache, "train", length=4, batch_size=2, shuffle=True, seed=8)
     epochs_a = [_order(ds_a) for _ in range(3)]
     epochs_b = [_order(ds_b) for _ in range(3)]
     assert epochs_a == epochs_b
     assert sorted(epochs_a[0]) == [round(0.1 * i, 4) for i in range(6)]  # a permutation
     assert len({tuple(e) for e in epochs_a}) > 1  # a new order each epoch
     assert _order(ds_c) != epochs_a[0] or _order(ds_c) != epochs_a[1]
-    ds_plain, _ = I.make_dataset(cache, "train", frames=4, batch_size=2)
+    ds_plain, _ = I.make_dataset(cache, "train", length=4, batch_size=2)
     assert _order(ds_plain) == [round(0.1 * i, 4) for i in range(6)]
 
 
 def test_corrupted_file_is_skipped_and_named(cache, caplog):
     bad = clip_cache_path(cache, "c3.000.mp4")
     bad.write_bytes(b"this is not an npz file")
-    ds, source = I.make_dataset(cache, "train", frames=4, batch_size=4)
+    ds, source = I.make_dataset(cache, "train", length=4, batch_size=4)
     with caplog.at_level(logging.WARNING, logger="helpers.inputs"):
         values = _order(ds)
     assert values == [round(0.1 * i, 4) for i in (0, 1, 2, 4, 5)]  # c3 never fed
@@ -149,7 +150,7 @@ def test_corrupted_file_is_skipped_and_named(cache, caplog):
     assert str(bad) in source.skipped["c3.000.mp4"]
     assert "c3.000.mp4" in caplog.text and str(bad) in caplog.text
     assert [e.name for e in source.usable] == [f"c{i}.000.mp4" for i in (0, 1, 2, 4, 5)]
-    data = I.load_split_arrays(cache, "train", frames=4)
+    data = I.load_split_arrays(cache, "train", length=4)
     assert "c3.000.mp4" not in data["names"] and list(data["skipped"]) == ["c3.000.mp4"]
     assert len(data["y"]) == 5
 
@@ -158,11 +159,11 @@ def test_wrong_face_size_is_skipped(tmp_path):
     cache = make_cache(tmp_path, {"a.000.mp4": {}, "b.000.mp4": {}})
     save_clip_cache(clip_cache_path(cache, "b.000.mp4"), np.zeros((3, 32, 32), np.uint8),
                     np.ones(3, bool), np.zeros((3, 4)), np.arange(3), 25.0)
-    data = I.load_split_arrays(cache, "train", frames=4)
+    data = I.load_split_arrays(cache, "train", length=4)
     assert data["names"] == ["a.000.mp4"] and "32px" in data["skipped"]["b.000.mp4"]
 
 
 def test_empty_split_raises(tmp_path):
     cache = make_cache(tmp_path, {"a.000.mp4": {"split": "test"}})
     with pytest.raises(ValueError, match="no prepared"):
-        I.make_dataset(cache, "train", frames=4)
+        I.make_dataset(cache, "train", length=4)

@@ -1,5 +1,7 @@
 """helpers.models: shapes, output range, masking, order sensitivity, saving."""
 
+import inspect
+
 import numpy as np
 import pytest
 
@@ -37,7 +39,7 @@ def per_frame():
     return Mo.build_per_frame_model(T, S)
 
 
-@pytest.mark.parametrize("name", ["light", "per_frame", "article"])
+@pytest.mark.parametrize("name", list(Mo.MODELS))
 def test_output_shape_and_range(name):
     model = Mo.build_model(name, T, S, compile=False)
     assert [i.name for i in model.inputs] == ["faces", "mask"]
@@ -110,7 +112,7 @@ def test_save_and_load_keras_file(light, tmp_path):
     loaded = Mo.load_model(path, compile=False)  # (an untrained optimizer has nothing to restore)
     faces, mask = _batch(seed=3)
     np.testing.assert_allclose(_predict(loaded, faces, mask), _predict(light, faces, mask), atol=1e-6)
-    assert loaded.get_layer("unfold").frames == T
+    assert loaded.get_layer("unfold").length == T
 
 
 def test_fold_unfold_round_trip():
@@ -152,5 +154,23 @@ def test_light_model_without_motion_or_augmentation_builds():
 
 
 def test_unknown_model_name():
-    with pytest.raises(ValueError, match="unknown model"):
+    with pytest.raises(ValueError, match="unknown model 'huge'; choose one of light, article, per_frame"):
         Mo.build_model("huge")
+
+
+def test_default_learning_rate_is_the_builders():
+    assert {n: Mo.default_learning_rate(n) for n in Mo.MODELS} == {"light": 3e-3, "article": 1e-4, "per_frame": 3e-3}
+
+
+def test_cli_model_choices_and_train_defaults_come_from_the_library():
+    from helpers.__main__ import build_parser
+    from helpers.training import train
+
+    args = build_parser("train").parse_args(["train", "CACHE", "--out", "RUN"])
+    defaults = {k: p.default for k, p in inspect.signature(train).parameters.items()}
+    assert args.model == defaults["model_name"] == "light"
+    for name in ("length", "epochs", "batch_size", "seed", "padding", "distribution"):
+        assert getattr(args, name) == defaults[name], name
+    for name in Mo.MODELS:
+        assert build_parser("train").parse_args(["train", "C", "--out", "R", "--model", name]).model == name
+

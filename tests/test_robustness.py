@@ -37,8 +37,10 @@ import numpy as np
 import pytest
 
 from helpers import TRAITS
-from helpers.cache import CacheFileError, clip_cache_path, load_clip_cache, prepare, read_manifest
-from helpers.dataset import AnnotationFileError, UnsafeArchiveError, load_annotations
+from helpers.cache import CacheFileError, clip_cache_path, load_clip_cache, read_manifest
+from helpers.prepare import prepare
+from helpers.archives import UnsafeArchiveError
+from helpers.dataset import AnnotationFileError, load_annotations
 from helpers.faces import video_to_faces
 from helpers.synthetic import box_iou, gradient_background, place_face, write_video
 from helpers.video import DEFAULT_FPS, MAX_FPS, MIN_FPS, VideoReadError, uniform_frame_indices
@@ -357,7 +359,7 @@ def hostile(tmp_path_factory):
     src, out = root / "src", root / "cache"
     info = build_hostile_source(src)
     with FifoGuard(src / "train-1/training80_01/fifo.001.mp4") as guard:
-        proc = cli("prepare", str(src), "--out", str(out), "--frames", str(FRAMES), "--size", str(SIZE), "--workers", "2")
+        proc = cli("prepare", str(src), "--out", str(out), "--num-frames", str(FRAMES), "--size", str(SIZE), "--workers", "2")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert not guard.unblocked, "a worker blocked opening the FIFO"
     return {**info, "src": src, "out": out, "summary": json.loads(proc.stdout), "manifest": read_manifest(out)}
@@ -495,7 +497,7 @@ def test_directory_named_like_a_clip_is_recorded_unreadable(tmp_path):
     with pytest.raises(VideoReadError, match=re.escape(str(src / "folder.001.mp4"))):
         video_to_faces(src / "folder.001.mp4")
     record("directory named like a clip ('x.001.mp4/')", "video_to_faces", "VideoReadError naming it: 'is a directory'")
-    summary = prepare(src, tmp_path / "cache", frames=FRAMES, size=SIZE, workers=1, progress=False)
+    summary = prepare(src, tmp_path / "cache", num_frames=FRAMES, size=SIZE, workers=1, progress=False)
     clips = read_manifest(tmp_path / "cache")["clips"]
     assert clips["good.001.mp4"]["status"] == "prepared"
     assert summary["clips"] == 2, "the directory is silently left out of the run"
@@ -522,7 +524,7 @@ def test_file_without_read_permission(tmp_path):
     locked = face_clip(src / "locked.001.mp4", seed=2)
     locked.chmod(0)
     out = tmp_path / "cache"
-    args = ("prepare", str(src), "--out", str(out), "--frames", str(FRAMES), "--size", str(SIZE), "--workers", "1")
+    args = ("prepare", str(src), "--out", str(out), "--num-frames", str(FRAMES), "--size", str(SIZE), "--workers", "1")
     try:
         if os.geteuid() != 0:
             with pytest.raises(VideoReadError, match=re.escape(str(locked))):
@@ -592,7 +594,7 @@ def test_code_running_pickle_found_in_source_runs_nothing(tmp_path):
     evil = src / "annotation_training.pkl"
     evil.write_bytes(_evil_pickle(sentinel, nested=True))
     with pytest.raises(AnnotationFileError, match=re.escape(str(evil))) as err:
-        prepare(src, tmp_path / "cache", frames=FRAMES, size=SIZE, workers=1, progress=False)
+        prepare(src, tmp_path / "cache", num_frames=FRAMES, size=SIZE, workers=1, progress=False)
     assert "refused" in str(err.value) and "posix.system" in str(err.value)
     assert not sentinel.exists()
     with pytest.raises(AnnotationFileError):
@@ -637,7 +639,7 @@ def test_archive_entries_outside_the_target_are_refused(tmp_path, kind):
         zf.writestr("training80_01/good.001.mp4", face_clip(tmp_path / "c.mp4", seed=2).read_bytes())
         zf.writestr(entry, b"pwned")
     with pytest.raises(UnsafeArchiveError) as err:
-        prepare(src, out, frames=FRAMES, size=SIZE, workers=1, progress=False)
+        prepare(src, out, num_frames=FRAMES, size=SIZE, workers=1, progress=False)
     assert str(archive) in str(err.value) and repr(entry) in str(err.value)
     assert not [p for p in tmp_path.rglob("*evil*")], "something was written"
     assert not (outside / "evil.txt").exists() and not Path("/evil.txt").exists()
@@ -711,7 +713,7 @@ def test_corrupted_cache_files_are_skipped_by_train_and_redone_by_prepare(hostil
     assert len(usable) == 4
 
     caplog.set_level("WARNING", logger="helpers.inputs")
-    metrics = train(out, tmp_path / "run", frames=FRAMES, epochs=1, batch_size=2, seed=0,
+    metrics = train(out, tmp_path / "run", length=FRAMES, epochs=1, batch_size=2, seed=0,
                     model_kwargs={"widths": (4, 8), "features": 8, "units": 8})
     skipped = json.loads((tmp_path / "run" / "metrics.json").read_text())["skipped_files"]
     assert set(skipped) == {"good.002.mp4", "cut half.001.mp4"}
@@ -724,13 +726,13 @@ def test_corrupted_cache_files_are_skipped_by_train_and_redone_by_prepare(hostil
     # what the training pipeline yields: only the two good clips' targets (labels 0.2 and 0.6), never 0.4 or 0.8
     from helpers.inputs import make_dataset
 
-    ds, source = make_dataset(out, "train", frames=FRAMES, batch_size=1)
+    ds, source = make_dataset(out, "train", length=FRAMES, batch_size=1)
     fed = sorted(round(float(y[0][0]), 3) for _, y in ds.as_numpy_iterator())
     assert fed == [0.2, 0.6] and set(source.skipped) == {"good.002.mp4", "cut half.001.mp4"}
     record("cache file with 64 bytes overwritten / emptied", "train",
            "skipped with a warning naming it; listed in metrics.json skipped_files")
 
-    summary = prepare(hostile["src"], out, frames=FRAMES, size=SIZE, workers=1, progress=False)
+    summary = prepare(hostile["src"], out, num_frames=FRAMES, size=SIZE, workers=1, progress=False)
     assert summary["redone"] == 2 and summary["reused"] == len(
         [e for e in manifest["clips"].values() if e["status"] != "unreadable"]) - 2
     for bad in (flipped, emptied):

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from helpers import TRAITS
-from helpers.cache import clip_cache_path, save_clip_cache, write_json_atomic
+from helpers.atomic import write_json_atomic
+from helpers.cache import MANIFEST_VERSION, clip_cache_path, save_clip_cache
 from helpers import training as Tr
 
 SIZE, FRAMES = 48, 8
@@ -36,7 +37,7 @@ def make_cache(root: Path, n_per_split=(8, 4, 4), seed=0) -> Path:
                            "error": None, "warning": None}
     clips["nf.000.mp4"] = {"split": "train", "status": "no_face", "file": None, "labels": labels,
                            "n_frames": 0, "n_found": 0, "fps": 25.0, "error": None, "warning": None}
-    write_json_atomic(cache / "manifest.json", {"version": 1, "settings": {"frames": FRAMES, "size": SIZE},
+    write_json_atomic(cache / "manifest.json", {"version": MANIFEST_VERSION, "settings": {"num_frames": FRAMES, "size": SIZE},
                                                 "clips": clips})
     return cache
 
@@ -49,7 +50,7 @@ def cache(tmp_path_factory):
 @pytest.fixture(scope="module")
 def run(cache, tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "light"
-    metrics = Tr.train(cache, out, frames=FRAMES, epochs=2, batch_size=4, seed=0, model_kwargs=TINY)
+    metrics = Tr.train(cache, out, length=FRAMES, epochs=2, batch_size=4, seed=0, model_kwargs=TINY)
     return out, metrics
 
 
@@ -69,8 +70,9 @@ def test_train_writes_model_history_and_metrics(run):
         assert isinstance(on_disk[key], float)
     assert on_disk["mean_accuracy"] == pytest.approx(np.mean([r["accuracy"] for r in on_disk["per_trait"].values()]))
     assert on_disk["model"] == "light" and on_disk["seed"] == 0
-    assert on_disk["settings"] == {"frames": FRAMES, "size": SIZE, "sample_frames": FRAMES,
-                                   "sequence_strategy": "zero_pad", "traits": list(TRAITS)}
+    assert on_disk["settings"] == {"length": FRAMES, "size": SIZE, "num_frames": FRAMES,
+                                   "padding": "zero_pad", "traits": list(TRAITS)}
+    assert on_disk["version"] == Tr.RUN_VERSION
     assert on_disk["n_clips"] == {"train": 8, "validation": 4, "test": 4}  # the no_face clip is left out
     assert on_disk["epochs_run"] == 2 and 1 <= on_disk["best_epoch"] <= 2
 
@@ -95,7 +97,7 @@ def test_evaluate_run_folder_matches_metrics(run, cache):
 
 def test_same_seed_same_result(run, cache, tmp_path):
     _, metrics = run
-    again = Tr.train(cache, tmp_path / "again", frames=FRAMES, epochs=2, batch_size=4, seed=0, model_kwargs=TINY)
+    again = Tr.train(cache, tmp_path / "again", length=FRAMES, epochs=2, batch_size=4, seed=0, model_kwargs=TINY)
     assert again["mean_accuracy"] == pytest.approx(metrics["mean_accuracy"], abs=1e-5)
 
 
@@ -108,7 +110,7 @@ def test_cosine_learning_rate():
 
 def test_early_stopping_restores_best_weights(cache, tmp_path):
     # A learning rate this high makes validation loss jump around; the kept weights are the best epoch's.
-    m = Tr.train(cache, tmp_path / "es", frames=FRAMES, epochs=4, batch_size=4, seed=1, patience=1,
+    m = Tr.train(cache, tmp_path / "es", length=FRAMES, epochs=4, batch_size=4, seed=1, patience=1,
                  learning_rate=0.3, model_kwargs=TINY)
     history = json.loads((tmp_path / "es" / "history.json").read_text())
     best = int(np.argmin(history["val_mae"]))  # model choice by the challenge's measure
@@ -117,16 +119,16 @@ def test_early_stopping_restores_best_weights(cache, tmp_path):
     assert m["validation"]["mean_mae"] == pytest.approx(history["val_mae"][best], abs=1e-4)
 
 
-def test_mirrored_strategy_runs(cache, tmp_path):
-    m = Tr.train(cache, tmp_path / "mirrored", frames=FRAMES, epochs=1, batch_size=4, strategy="mirrored",
+def test_mirrored_distribution_runs(cache, tmp_path):
+    m = Tr.train(cache, tmp_path / "mirrored", length=FRAMES, epochs=1, batch_size=4, distribution="mirrored",
                  model_kwargs=TINY)
-    assert m["strategy"] == "mirrored" and (tmp_path / "mirrored" / "model.keras").is_file()
-    with pytest.raises(ValueError, match="strategy"):
-        Tr.train(cache, tmp_path / "bad", frames=FRAMES, epochs=1, strategy="tpu")
+    assert m["distribution"] == "mirrored" and (tmp_path / "mirrored" / "model.keras").is_file()
+    with pytest.raises(ValueError, match="distribution"):
+        Tr.train(cache, tmp_path / "bad", length=FRAMES, epochs=1, distribution="tpu")
 
 
 def test_verbose_prints_one_line_per_epoch(cache, tmp_path, capsys):
-    Tr.train(cache, tmp_path / "v", frames=FRAMES, epochs=2, batch_size=4, verbose=1, model_kwargs=TINY)
+    Tr.train(cache, tmp_path / "v", length=FRAMES, epochs=2, batch_size=4, verbose=1, model_kwargs=TINY)
     lines = [l for l in capsys.readouterr().out.splitlines() if l.startswith("epoch")]
     assert len(lines) == 2 and "val_mae" in lines[0] and lines[1].startswith("epoch   2/2")
 
@@ -164,7 +166,7 @@ def test_corrupted_training_file_is_reported_and_skipped(tmp_path):
     cache = make_cache(tmp_path, seed=2)
     bad = clip_cache_path(cache, "tr03.000.mp4")
     bad.write_bytes(b"\x00garbage")
-    m = Tr.train(cache, tmp_path / "run", frames=FRAMES, epochs=1, batch_size=4, model_kwargs=TINY)
+    m = Tr.train(cache, tmp_path / "run", length=FRAMES, epochs=1, batch_size=4, model_kwargs=TINY)
     assert list(m["skipped_files"]) == ["tr03.000.mp4"] and str(bad) in m["skipped_files"]["tr03.000.mp4"]
     assert m["n_clips"]["train"] == 7
 
@@ -172,7 +174,7 @@ def test_corrupted_training_file_is_reported_and_skipped(tmp_path):
 def test_cli_train(cache, tmp_path, capsys):
     from helpers.__main__ import main
 
-    assert main(["train", str(cache), "--out", str(tmp_path / "cli"), "--frames", str(FRAMES),
+    assert main(["train", str(cache), "--out", str(tmp_path / "cli"), "--length", str(FRAMES),
                  "--epochs", "1", "--batch-size", "4"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["model"] == "light" and printed["epochs_run"] == 1

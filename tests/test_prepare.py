@@ -1,10 +1,11 @@
-"""Tests for helpers.cache.prepare (and the cache format it writes), on tiny synthetic clips."""
+"""Tests for helpers.prepare.prepare (and the cache format it writes), on tiny synthetic clips."""
 
 from __future__ import annotations
 
 import json
 import os
 import pickle
+import signal
 import subprocess
 import sys
 import textwrap
@@ -17,7 +18,9 @@ import pytest
 
 from helpers import ANNOTATION_KEYS, TRAITS
 from helpers import cache
-from helpers.cache import CacheSettingsError, clip_cache_path, load_clip_cache, prepare, read_manifest
+from helpers import prepare as P
+from helpers.cache import clip_cache_path, load_clip_cache, read_manifest
+from helpers.prepare import CacheSettingsError, prepare
 from helpers.synthetic import gradient_background, place_face, write_video
 
 REPO = Path(__file__).resolve().parent.parent
@@ -79,14 +82,14 @@ class CountingFaces:
     def __init__(self) -> None:
         self.calls: list[str] = []
 
-    def __call__(self, path: str, frames: int, size: int):
+    def __call__(self, path: str, num_frames: int, size: int):
         from helpers.video import VideoReadError
 
         name = Path(path).name
         self.calls.append(name)
         if name.startswith(("text", "empty")):
             raise VideoReadError(f"OpenCV could not open {path}")
-        n = frames
+        n = num_frames
         found = np.full(n, not name.startswith("blank"))
         faces = np.full((n, size, size), len(self.calls) % 256, np.uint8)
         return SimpleNamespace(faces=faces, found=found, boxes=np.zeros((n, 4)), frame_indices=np.arange(n), fps=25.0)
@@ -97,9 +100,9 @@ class CountingFaces:
 
 def test_prepare_end_to_end(dataset, tmp_path):
     out = tmp_path / "cache"
-    summary = prepare(dataset, out, frames=FRAMES, size=SIZE, workers=1, progress=False)
+    summary = prepare(dataset, out, num_frames=FRAMES, size=SIZE, workers=1, progress=False)
     manifest = read_manifest(out)
-    assert manifest["complete"] is True and manifest["settings"] == {"frames": FRAMES, "size": SIZE}
+    assert manifest["complete"] is True and manifest["settings"] == {"num_frames": FRAMES, "size": SIZE}
     assert statuses(out) == EXPECTED_STATUS
     clips = manifest["clips"]
     # labels: every trait of the file (five + interview) as floats, matched by clip name
@@ -136,13 +139,13 @@ def test_prepare_end_to_end(dataset, tmp_path):
 
 def test_prepare_resumes_and_redoes_damaged_files(dataset, tmp_path, monkeypatch):
     out = tmp_path / "cache"
-    prepare(dataset, out, frames=FRAMES, size=SIZE, workers=1, progress=False)
+    prepare(dataset, out, num_frames=FRAMES, size=SIZE, workers=1, progress=False)
     files = {n: clip_cache_path(out, n) for n, s in EXPECTED_STATUS.items() if s != "unreadable"}
     mtimes = {n: p.stat().st_mtime_ns for n, p in files.items()}
     fake = CountingFaces()
-    monkeypatch.setattr(cache, "_video_to_faces", fake)
+    monkeypatch.setattr(P, "_video_to_faces", fake)
 
-    summary = prepare(dataset, out, frames=FRAMES, size=SIZE, workers=1, progress=False)
+    summary = prepare(dataset, out, num_frames=FRAMES, size=SIZE, workers=1, progress=False)
     assert sorted(fake.calls) == ["empty.001.mp4", "text.001.mp4"]  # only unreadable clips are retried
     assert summary["reused"] == 5 and summary["redone"] == 0
     assert {n: p.stat().st_mtime_ns for n, p in files.items()} == mtimes
@@ -152,7 +155,7 @@ def test_prepare_resumes_and_redoes_damaged_files(dataset, tmp_path, monkeypatch
     files["x-y_z.q.000.mp4"].write_bytes(files["x-y_z.q.000.mp4"].read_bytes()[:100])
     files["blank.001.mp4"].unlink()
     fake.calls.clear()
-    summary = prepare(dataset, out, frames=FRAMES, size=SIZE, workers=1, progress=False)
+    summary = prepare(dataset, out, num_frames=FRAMES, size=SIZE, workers=1, progress=False)
     assert sorted(fake.calls) == ["blank.001.mp4", "empty.001.mp4", "text.001.mp4", "x-y_z.q.000.mp4"]
     assert summary["redone"] == 1 and summary["reused"] == 3
     load_clip_cache(files["x-y_z.q.000.mp4"])  # readable again
@@ -161,27 +164,27 @@ def test_prepare_resumes_and_redoes_damaged_files(dataset, tmp_path, monkeypatch
 
 def test_prepare_with_other_settings_is_refused(dataset, tmp_path):
     out = tmp_path / "cache"
-    prepare(dataset, out, frames=FRAMES, size=SIZE, workers=1, progress=False)
+    prepare(dataset, out, num_frames=FRAMES, size=SIZE, workers=1, progress=False)
     with pytest.raises(CacheSettingsError, match="another --out") as err:
-        prepare(dataset, out, frames=FRAMES, size=SIZE + 8, workers=1, progress=False)
+        prepare(dataset, out, num_frames=FRAMES, size=SIZE + 8, workers=1, progress=False)
     assert "'size': 24" in str(err.value) and "'size': 32" in str(err.value)
-    assert read_manifest(out)["settings"] == {"frames": FRAMES, "size": SIZE}  # left as it was
+    assert read_manifest(out)["settings"] == {"num_frames": FRAMES, "size": SIZE}  # left as it was
 
 
 def test_files_of_other_settings_without_manifest_are_redone(dataset, tmp_path, monkeypatch):
     out = tmp_path / "cache"
-    prepare(dataset, out, frames=FRAMES, size=SIZE, workers=1, progress=False)
+    prepare(dataset, out, num_frames=FRAMES, size=SIZE, workers=1, progress=False)
     (out / cache.MANIFEST_NAME).unlink()  # lost: only the clip files tell
     fake = CountingFaces()
-    monkeypatch.setattr(cache, "_video_to_faces", fake)
-    summary = prepare(dataset, out, frames=FRAMES, size=SIZE * 2, workers=1, progress=False)
+    monkeypatch.setattr(P, "_video_to_faces", fake)
+    summary = prepare(dataset, out, num_frames=FRAMES, size=SIZE * 2, workers=1, progress=False)
     assert summary["redone"] == 5 and len(fake.calls) == 7
     assert load_clip_cache(clip_cache_path(out, "v4l.001.mp4"))["faces"].shape[1:] == (SIZE * 2, SIZE * 2)
 
 
 def test_prepare_workers_2_matches_one_process(dataset, tmp_path):
-    one = prepare(dataset, tmp_path / "one", frames=FRAMES, size=SIZE, workers=1, progress=False)
-    two = prepare(dataset, tmp_path / "two", frames=FRAMES, size=SIZE, workers=2, progress=False)
+    one = prepare(dataset, tmp_path / "one", num_frames=FRAMES, size=SIZE, workers=1, progress=False)
+    two = prepare(dataset, tmp_path / "two", num_frames=FRAMES, size=SIZE, workers=2, progress=False)
     assert two["workers"] == 2 and one["workers"] == 1
     assert statuses(tmp_path / "two") == EXPECTED_STATUS
     for key in ("prepared", "no_face", "unreadable", "splits"):
@@ -193,24 +196,108 @@ def test_prepare_workers_2_matches_one_process(dataset, tmp_path):
             assert np.array_equal(a["faces"], b["faces"]) and np.array_equal(a["found"], b["found"])
 
 
-def _crash_on_boom(task):
-    """Pool task standing in for ``_prepare_task``: kills its worker on clips named 'boom*'."""
-    name = task[0]
-    if name.startswith("boom"):
+# --------------------------------------------------------------------------- a pool that breaks
+# Faults are injected, never waited for: a worker that kills itself on chosen clips, and a
+# pool whose submit raises at chosen calls (what a pool breaking between two submits does).
+
+
+def _die_on_boom(task: P.PrepareTask):
+    """Pool task standing in for ``run_task``: kills its worker on clips named 'boom*' (os._exit or SIGKILL)."""
+    if task.name.startswith("boom"):
+        if task.name.startswith("boomkill"):
+            os.kill(os.getpid(), signal.SIGKILL)  # the OOM killer
         os._exit(3)  # what a decoder segfault looks like to the pool
-    return name, {"status": "prepared"}
+    return task.name, {"status": "prepared"}
 
 
-def test_pool_survives_a_worker_dying(monkeypatch):
-    monkeypatch.setattr(cache, "_prepare_task", _crash_on_boom)
-    tasks = [(f"{'boom' if i in (3, 7) else 'ok'}{i}.001.mp4", "", "", 1, 1) for i in range(10)]
-    results = dict(cache._pool_results(tasks, 2))
-    assert set(results) == {t[0] for t in tasks}
+def _task(name: str) -> P.PrepareTask:
+    return P.PrepareTask(name, f"/videos/{name}", "", 1, 1)
+
+
+class FlakyPool:
+    """A real process pool whose ``submit`` raises ``error`` on the chosen calls (counted over all pools)."""
+
+    calls = 0
+
+    def __init__(self, workers: int, fail_on: set[int], error: BaseException):
+        self.pool = P.ProcessPoolExecutor(workers, mp_context=P._pool_context())
+        self.fail_on, self.error = fail_on, error
+
+    def submit(self, fn, *args):
+        FlakyPool.calls += 1
+        if FlakyPool.calls in self.fail_on:
+            raise self.error
+        return self.pool.submit(fn, *args)
+
+    def shutdown(self, **kwargs):
+        self.pool.shutdown(**kwargs)
+
+
+def flaky(monkeypatch, fail_on: set[int], error: BaseException) -> None:
+    FlakyPool.calls = 0
+    monkeypatch.setattr(P, "_new_pool", lambda workers: FlakyPool(workers, fail_on, error))
+
+
+def check_pool_results(results: dict, names: list[str]) -> None:
+    assert sorted(results) == sorted(names)  # every clip once, none lost, none twice
     for name, fields in results.items():
         if name.startswith("boom"):
             assert fields["status"] == "unreadable" and "worker process died" in fields["error"]
+            assert f"/videos/{name}" in fields["error"]
         else:
             assert fields == {"status": "prepared"}
+
+
+@pytest.mark.parametrize("booms", [(0,), (3, 7), (9,), (0, 1, 2)], ids=["first", "two", "last", "three-in-a-row"])
+def test_pool_survives_workers_dying(booms):
+    names = [f"{'boom' if i in booms else 'ok'}{i}.001.mp4" for i in range(10)]
+    check_pool_results(dict(P._pool_results([_task(n) for n in names], 2, run=_die_on_boom)), names)
+
+
+def test_pool_survives_a_sigkilled_worker():
+    names = [f"ok{i}.001.mp4" for i in range(5)] + ["boomkill.001.mp4"] + [f"ok{i}.002.mp4" for i in range(3)]
+    check_pool_results(dict(P._pool_results([_task(n) for n in names], 2, run=_die_on_boom)), names)
+
+
+@pytest.mark.parametrize("fail_on", [{1}, {3}, {5}, {2, 3}, {6, 9}], ids=str)
+@pytest.mark.parametrize("error", [OSError(9, "Bad file descriptor"), P.BrokenProcessPool("pool broke")],
+                         ids=["EBADF", "broken"])
+def test_pool_survives_submit_failing(monkeypatch, fail_on, error):
+    """The bug once seen as a flaky test: submit raising while the pool breaks ended prepare."""
+    flaky(monkeypatch, fail_on, error)
+    names = [f"{'boom' if i == 4 else 'ok'}{i}.001.mp4" for i in range(8)]
+    check_pool_results(dict(P._pool_results([_task(n) for n in names], 2, run=_die_on_boom)), names)
+
+
+def test_pool_that_never_takes_a_clip_gives_up_with_the_error(monkeypatch):
+    flaky(monkeypatch, set(range(1, 100)), OSError(24, "Too many open files"))
+    with pytest.raises(RuntimeError, match="Too many open files.*--workers 1"):
+        list(P._pool_results([_task("ok.001.mp4")], 2, run=_die_on_boom))
+    assert FlakyPool.calls == P.MAX_POOL_STARTS
+
+
+def _die_on_one_clip(task: P.PrepareTask):
+    """``run_task``, except that the worker dies on x-y_z.q.000.mp4 (a readable clip)."""
+    if task.name == "x-y_z.q.000.mp4":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return P.run_task(task)
+
+
+@pytest.mark.parametrize("fail_on", [set(), {2}, {5}], ids=["kill", "kill+submit@2", "kill+submit@5"])
+def test_prepare_finishes_when_the_pool_breaks(dataset, tmp_path, monkeypatch, fail_on):
+    """End to end: every clip in the manifest, every cache file loads, only the killer is unreadable."""
+    monkeypatch.setattr(P, "run_task", _die_on_one_clip)
+    if fail_on:
+        flaky(monkeypatch, fail_on, OSError(9, "Bad file descriptor"))
+    out = tmp_path / "cache"
+    summary = prepare(dataset, out, num_frames=FRAMES, size=SIZE, workers=2, progress=False)
+    manifest = read_manifest(out)
+    assert manifest["complete"] and summary["done"] == len(EXPECTED_STATUS)
+    assert statuses(out) == {**EXPECTED_STATUS, "x-y_z.q.000.mp4": "unreadable"}
+    assert "worker process died" in manifest["clips"]["x-y_z.q.000.mp4"]["error"]
+    for name, entry in manifest["clips"].items():
+        if entry["file"] is not None:
+            assert load_clip_cache(out / entry["file"])["faces"].shape == (FRAMES, SIZE, SIZE)
 
 
 def test_killed_run_keeps_finished_clips_and_resumes(dataset, tmp_path, monkeypatch):
@@ -219,16 +306,16 @@ def test_killed_run_keeps_finished_clips_and_resumes(dataset, tmp_path, monkeypa
     script = textwrap.dedent(f"""
         import os, signal, sys
         sys.path.insert(0, {str(REPO)!r})
-        from helpers import cache
-        real, calls = cache._video_to_faces, []
-        def dying(path, frames, size):
+        from helpers import prepare as P
+        real, calls = P._video_to_faces, []
+        def dying(path, num_frames, size):
             calls.append(path)
             if len(calls) == 4:
                 os.kill(os.getpid(), signal.SIGKILL)
-            return real(path, frames, size)
-        cache._video_to_faces = dying
-        cache.MANIFEST_EVERY_S = 0.0
-        cache.prepare({str(dataset)!r}, {str(out)!r}, frames={FRAMES}, size={SIZE}, workers=1, progress=False)
+            return real(path, num_frames, size)
+        P._video_to_faces = dying
+        P.MANIFEST_EVERY_S = 0.0
+        P.prepare({str(dataset)!r}, {str(out)!r}, num_frames={FRAMES}, size={SIZE}, workers=1, progress=False)
     """)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
     assert proc.returncode == -9, proc.stderr.decode()[-2000:]
@@ -239,8 +326,8 @@ def test_killed_run_keeps_finished_clips_and_resumes(dataset, tmp_path, monkeypa
     assert not list((out / cache.CLIPS_DIR).glob(".*.tmp"))  # no half-written file left behind
 
     fake = CountingFaces()
-    monkeypatch.setattr(cache, "_video_to_faces", fake)
-    summary = prepare(dataset, out, frames=FRAMES, size=SIZE, workers=1, progress=False)
+    monkeypatch.setattr(P, "_video_to_faces", fake)
+    summary = prepare(dataset, out, num_frames=FRAMES, size=SIZE, workers=1, progress=False)
     finished = [n for n in done if EXPECTED_STATUS[n] != "unreadable"]
     assert sorted(fake.calls) == sorted(set(EXPECTED_STATUS) - set(finished))
     assert summary["reused"] == len(finished) and read_manifest(out)["complete"] is True
@@ -252,15 +339,15 @@ def test_manifest_written_during_the_run(dataset, tmp_path, monkeypatch):
     seen: list[int] = []
     fake = CountingFaces()
 
-    def watching(path, frames, size):
+    def watching(path, num_frames, size):
         manifest = read_manifest(out)  # written before the first clip, then after each (interval 0)
         seen.append(len(manifest["clips"]))
         assert manifest["complete"] is False
-        return fake(path, frames, size)
+        return fake(path, num_frames, size)
 
-    monkeypatch.setattr(cache, "_video_to_faces", watching)
-    monkeypatch.setattr(cache, "MANIFEST_EVERY_S", 0.0)
-    prepare(dataset, out, frames=FRAMES, size=SIZE, workers=1, progress=False)
+    monkeypatch.setattr(P, "_video_to_faces", watching)
+    monkeypatch.setattr(P, "MANIFEST_EVERY_S", 0.0)
+    prepare(dataset, out, num_frames=FRAMES, size=SIZE, workers=1, progress=False)
     assert seen == list(range(7))
 
 
@@ -281,7 +368,7 @@ def test_prepare_from_nested_zips_with_cache_inside_source(tmp_path):
         zf.writestr("annotation_training.pkl", annotation_bytes({n: 0.25 for n in names}))
     out = src / "cache"  # inside the source: must not be searched as part of the dataset
     for _ in range(2):
-        summary = prepare(src, out, frames=FRAMES, size=SIZE, workers=1, progress=False)
+        summary = prepare(src, out, num_frames=FRAMES, size=SIZE, workers=1, progress=False)
         assert summary["clips"] == 2 and summary["splits"]["train"]["prepared"] == 2
         assert summary["clips_without_label"] == 0 and summary["labels_without_clip"] == 0
     assert (out / "extracted/train-1/training80_01/J4GQm9j0JZ0.001.mp4").is_file()
@@ -293,11 +380,11 @@ def test_prepare_from_nested_zips_with_cache_inside_source(tmp_path):
 
 def test_explicit_labels_and_bad_arguments(dataset, tmp_path):
     out = tmp_path / "cache"
-    summary = prepare(dataset, out, frames=FRAMES, size=SIZE, workers=1, progress=False,
+    summary = prepare(dataset, out, num_frames=FRAMES, size=SIZE, workers=1, progress=False,
                       labels=[dataset / "annotation_validation.pkl"])
     assert summary["clips_without_label"] == 6 and summary["labels_without_clip"] == 0
     with pytest.raises(FileNotFoundError, match="nowhere.pkl"):
-        prepare(dataset, out, frames=FRAMES, size=SIZE, workers=1, progress=False,
+        prepare(dataset, out, num_frames=FRAMES, size=SIZE, workers=1, progress=False,
                 labels=[tmp_path / "nowhere.pkl"])
     with pytest.raises(FileNotFoundError, match="not found"):
         prepare(tmp_path / "missing", out, progress=False)
@@ -310,7 +397,7 @@ def test_explicit_labels_and_bad_arguments(dataset, tmp_path):
 def test_cli_prepare_prints_summary(dataset, tmp_path):
     out = tmp_path / "cache"
     proc = subprocess.run([sys.executable, "-m", "helpers", "prepare", str(dataset), "--out", str(out),
-                           "--frames", str(FRAMES), "--size", str(SIZE), "--workers", "1"],
+                           "--num-frames", str(FRAMES), "--size", str(SIZE), "--workers", "1"],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads(proc.stdout)
@@ -319,11 +406,11 @@ def test_cli_prepare_prints_summary(dataset, tmp_path):
 
 
 def test_progress_bar_on_stderr_only_when_asked(dataset, tmp_path, monkeypatch, capfd):
-    monkeypatch.setattr(cache, "_video_to_faces", CountingFaces())
-    prepare(dataset, tmp_path / "quiet", frames=FRAMES, size=SIZE, workers=1, progress=False)
+    monkeypatch.setattr(P, "_video_to_faces", CountingFaces())
+    prepare(dataset, tmp_path / "quiet", num_frames=FRAMES, size=SIZE, workers=1, progress=False)
     out, err = capfd.readouterr()
     assert out == "" and err == ""
-    prepare(dataset, tmp_path / "shown", frames=FRAMES, size=SIZE, workers=1, progress=True)
+    prepare(dataset, tmp_path / "shown", num_frames=FRAMES, size=SIZE, workers=1, progress=True)
     out, err = capfd.readouterr()
     assert out == "" and "prepare" in err and "7/7" in err
 
@@ -333,16 +420,31 @@ def test_reader_warnings_are_recorded_and_kept_on_resume(dataset, tmp_path, monk
 
     fake = CountingFaces()
 
-    def warning_faces(path, frames, size):
+    def warning_faces(path, num_frames, size):
         if "x-y_z" in path:
             warnings.warn(f"{path}: decoding ended after 5 frames; the clip may be truncated")
-        return fake(path, frames, size)
+        return fake(path, num_frames, size)
 
-    monkeypatch.setattr(cache, "_video_to_faces", warning_faces)
+    monkeypatch.setattr(P, "_video_to_faces", warning_faces)
     out = tmp_path / "cache"
     for run in range(2):
-        prepare(dataset, out, frames=FRAMES, size=SIZE, workers=1, progress=False)
+        prepare(dataset, out, num_frames=FRAMES, size=SIZE, workers=1, progress=False)
         clips = read_manifest(out)["clips"]
         assert "truncated" in clips["x-y_z.q.000.mp4"]["warning"] and "x-y_z.q.000.mp4" in clips["x-y_z.q.000.mp4"]["warning"]
         assert clips["v4l.001.mp4"]["warning"] is None
     assert fake.calls.count("x-y_z.q.000.mp4") == 1  # the second run reused it, warning and all
+
+
+def test_cache_of_an_older_version_is_refused_and_prepare_rebuilds_it(dataset, tmp_path, monkeypatch):
+    out = tmp_path / "cache"
+    prepare(dataset, out, num_frames=FRAMES, size=SIZE, workers=1, progress=False)
+    manifest = read_manifest(out)
+    manifest.update(version=1, settings={"frames": FRAMES, "size": SIZE})  # as version 1 wrote it
+    (out / cache.MANIFEST_NAME).write_text(json.dumps(manifest))
+    with pytest.raises(cache.CacheVersionError, match=f"{out}.*older version.*re-run .*prepare"):
+        read_manifest(out)
+    fake = CountingFaces()
+    monkeypatch.setattr(P, "_video_to_faces", fake)
+    summary = prepare(dataset, out, num_frames=FRAMES, size=SIZE, workers=1, progress=False)
+    assert read_manifest(out)["version"] == cache.MANIFEST_VERSION
+    assert summary["reused"] == 5 and set(fake.calls) == {"text.001.mp4", "empty.001.mp4"}  # files kept

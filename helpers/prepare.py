@@ -1,0 +1,401 @@
+"""The prepare run: every clip of a dataset to a cached face sequence, with a manifest.
+
+``prepare(source, cache_dir)`` (or ``python -m helpers prepare SOURCE --out CACHE``)
+assembles the dataset (``helpers.dataset.assemble``: clips, splits, labels, zips
+unpacked into ``CACHE/extracted/``), turns each clip into its face sequence
+(``helpers.faces.video_to_faces``) in a pool of worker processes, and writes one cache
+file per clip and the manifest (``helpers.cache`` describes both).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from helpers.cache import (CLIPS_DIR, MANIFEST_NAME, MANIFEST_VERSION, STATUSES, CacheFileError, clip_cache_path,
+                           load_clip_cache, read_manifest, save_clip_cache, write_manifest)
+from helpers import SPLITS
+from helpers.dataset import Assembly, assemble
+
+#: Folder of the cache where the distributed zips are unpacked.
+EXTRACTED_DIR = "extracted"
+#: Seconds between manifest writes during a run. A killed run loses no finished clip (each
+#: has its own file); the next run rebuilds the manifest lines from those files.
+MANIFEST_EVERY_S = 10.0
+#: How many fresh pools in a row may fail before taking a clip (a system that cannot start
+#: processes at all) before prepare gives up with the error.
+MAX_POOL_STARTS = 3
+
+
+class CacheSettingsError(ValueError):
+    """The cache folder was prepared with other settings (num_frames, size)."""
+
+
+class PrepareTask(NamedTuple):
+    """One clip to prepare: its name, the video file, the cache file to write, and the settings."""
+
+    name: str
+    video: str
+    target: str
+    num_frames: int
+    size: int
+
+
+def _video_to_faces(path: str, num_frames: int, size: int):
+    """``helpers.faces.video_to_faces``, imported in the worker on first use (tests replace this function)."""
+    from helpers.faces import video_to_faces
+
+    return video_to_faces(path, num_frames=num_frames, size=size)
+
+
+def prepare_clip(video: str, target: str, num_frames: int, size: int) -> dict[str, Any]:
+    """Turn one clip into its cache file; returns its manifest fields (small: no arrays).
+
+    A clip that cannot be read is not an error here: it comes back with status
+    "unreadable" and the error text, so a long run goes on past it. Warnings of the
+    reader (say, a truncated clip) come back as ``warning``.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            seq = _video_to_faces(video, num_frames, size)
+            error = None
+        except Exception as exc:  # any failure of one clip; the run must go on to the next
+            seq, error = None, f"{type(exc).__name__}: {exc}"
+    warning = "; ".join(dict.fromkeys(str(w.message) for w in caught)) or None
+    if seq is None:
+        return _unreadable_fields(error, warning)
+    save_clip_cache(Path(target), seq.faces, seq.found, seq.boxes, seq.frame_indices, seq.fps)
+    n_found = int(np.count_nonzero(seq.found))
+    return {"status": "prepared" if n_found else "no_face", "n_frames": int(len(seq.faces)),
+            "n_found": n_found, "fps": float(seq.fps), "error": None, "warning": warning}
+
+
+def _unreadable_fields(error: str, warning: str | None = None) -> dict[str, Any]:
+    return {"status": "unreadable", "n_frames": 0, "n_found": 0, "fps": None, "error": error, "warning": warning}
+
+
+def run_task(task: PrepareTask) -> tuple[str, dict[str, Any]]:
+    """``prepare_clip`` of one task: (clip name, manifest fields). What a pool worker runs."""
+    return task.name, prepare_clip(task.video, task.target, task.num_frames, task.size)
+
+
+def _init_worker() -> None:
+    """Pool initializer: one OpenCV thread per worker process (the processes are the parallelism)."""
+    import signal
+
+    import cv2
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the parent, which ends the pool
+    cv2.setNumThreads(1)
+
+
+def _pool_context():
+    """forkserver where there is one (safe after TensorFlow started threads, and fast), else spawn."""
+    import multiprocessing as mp
+
+    if "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        # Workers fork from a server that has imported these once; replaces the default
+        # ['__main__'], so a script or notebook is never re-run in the server.
+        ctx.set_forkserver_preload(["helpers.prepare", "helpers.faces"])
+        return ctx
+    return mp.get_context("spawn")
+
+
+def _new_pool(workers: int) -> ProcessPoolExecutor:
+    """A fresh process pool of ``workers`` (tests replace this to inject faults)."""
+    return ProcessPoolExecutor(workers, mp_context=_pool_context(), initializer=_init_worker)
+
+
+#: What a breaking pool raises from ``submit`` (or a failed start): BrokenProcessPool, an
+#: OSError such as EBADF on a pipe the dying pool closed, or RuntimeError after its shutdown.
+_POOL_BROKEN = (BrokenProcessPool, OSError, RuntimeError)
+
+
+class _PoolBroke(Exception):
+    """The pool could not be started or stopped taking clips."""
+
+
+def _crash_message(task: PrepareTask) -> str:
+    return (f"the worker process died while reading {task.video} (a crash in the video decoder, "
+            "or out of memory); check the clip plays")
+
+
+def _pool_results(tasks: list[PrepareTask], workers: int, run=None) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Yield (clip name, fields) from a process pool as clips finish, surviving a pool that breaks.
+
+    At most ``2 * workers`` clips are in flight, so memory does not grow with the number of
+    clips. A worker that dies (a decoder crash on a damaged clip, the OOM killer) breaks
+    the pool, wherever that shows: in a result or in ``submit``. The clips that were in
+    flight are then retried one at a time in a new pool, so the clip that kills a worker
+    on its own is recorded "unreadable" and every other clip is prepared; a clip whose
+    submit failed never ran and goes back to its queue. ``run`` is the function the
+    workers run (default ``run_task``; tests pass one that crashes on chosen clips).
+    """
+    run = run_task if run is None else run
+    pending: deque[PrepareTask] = deque(tasks)
+    suspects: deque[PrepareTask] = deque()  # in flight when a pool broke: retried one at a time
+    failed_starts = 0
+    while pending or suspects:
+        executor: ProcessPoolExecutor | None = None
+        inflight: dict[Future, PrepareTask] = {}
+        solo: PrepareTask | None = None  # the suspect running alone, if any
+        took_one = broken = False
+
+        def submit(queue: deque[PrepareTask]) -> PrepareTask:
+            task = queue.popleft()
+            try:
+                inflight[executor.submit(run, task)] = task
+            except _POOL_BROKEN as exc:
+                queue.appendleft(task)  # it never ran: not a suspect
+                raise _PoolBroke(f"{type(exc).__name__}: {exc}") from exc
+            return task
+
+        try:
+            try:
+                try:
+                    executor = _new_pool(workers)
+                except _POOL_BROKEN as exc:
+                    raise _PoolBroke(f"{type(exc).__name__}: {exc}") from exc
+                while (pending or suspects or inflight) and not broken:
+                    if suspects:
+                        if not inflight:
+                            solo = submit(suspects)
+                    else:
+                        while pending and len(inflight) < 2 * workers:
+                            submit(pending)
+                    took_one = True
+                    done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        task = inflight.pop(future)
+                        try:
+                            result = future.result()
+                        except BrokenProcessPool:
+                            broken = True
+                            if task is not solo:
+                                suspects.append(task)
+                                continue
+                            result = (task.name, _unreadable_fields(_crash_message(task)))
+                        if task is solo:
+                            solo = None
+                        yield result
+            except _PoolBroke as exc:
+                failed_starts = 0 if took_one else failed_starts + 1
+                if failed_starts >= MAX_POOL_STARTS:
+                    raise RuntimeError(f"could not run a process pool of {workers} workers ({exc}); "
+                                       "try --workers 1") from exc
+            suspects.extend(inflight.values())  # in flight when the pool broke
+        finally:
+            if executor is not None:
+                try:
+                    executor.shutdown(wait=True, cancel_futures=True)
+                except _POOL_BROKEN:
+                    pass  # a broken pool may fail to close its pipes; its processes are gone
+
+
+def _results(tasks: list[PrepareTask], workers: int) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Yield (clip name, fields) as clips finish: in this process, or from a pool of ``workers``."""
+    if workers <= 1:
+        for task in tasks:
+            yield run_task(task)
+        return
+    yield from _pool_results(tasks, workers)
+
+
+def _cached_fields(path: Path, num_frames: int, size: int) -> dict[str, Any] | None:
+    """Manifest fields of a finished cache file, or None if it is damaged or of other settings."""
+    try:
+        arrays = load_clip_cache(path)
+    except CacheFileError:
+        return None
+    faces = arrays["faces"]
+    if faces.shape[1] != size or len(faces) > num_frames:
+        return None
+    n_found = int(np.count_nonzero(arrays["found"]))
+    return {"status": "prepared" if n_found else "no_face", "n_frames": int(len(faces)), "n_found": n_found,
+            "fps": float(arrays["fps"]), "error": None, "warning": None}
+
+
+def _previous_clips(cache_dir: Path, settings: dict[str, int]) -> dict[str, Any]:
+    """Clip entries of an earlier run's manifest; raises ``CacheSettingsError`` if its settings differ."""
+    try:
+        manifest = read_manifest(cache_dir)
+    except (FileNotFoundError, CacheFileError):
+        return {}  # none, damaged or of an older version: rebuilt from the clip files
+    old = manifest.get("settings")
+    if isinstance(old, dict) and {k: old.get(k) for k in settings} != settings:
+        raise CacheSettingsError(
+            f"{cache_dir} was prepared with {old}, not {settings}. A cache holds one setting: choose another "
+            f"--out, or delete {cache_dir / MANIFEST_NAME} and {cache_dir / CLIPS_DIR} to prepare it again")
+    return manifest["clips"]
+
+
+def clip_entry(assembly: Assembly, name: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """The manifest entry of one clip (see ``helpers.cache``)."""
+    clip = assembly.clips[name]
+    has_file = fields["status"] != "unreadable"
+    return {
+        "split": clip.split,
+        "status": fields["status"],
+        "file": clip_cache_path(Path(), name).as_posix() if has_file else None,
+        "labels": clip.labels,
+        "n_frames": fields["n_frames"],
+        "n_found": fields["n_found"],
+        "fps": fields["fps"],
+        "error": fields["error"],
+        "warning": fields["warning"],
+        "video": str(clip.path),
+    }
+
+
+def summarize(assembly: Assembly, entries: dict[str, dict[str, Any]], cache_dir: Path,
+              **extra: Any) -> dict[str, Any]:
+    """Counts overall and per split (clips of no split under "unassigned")."""
+    def zero() -> dict[str, int]:
+        return {"clips": 0, **{s: 0 for s in STATUSES}, "labels_without_clip": 0, "clips_without_label": 0}
+
+    splits = {s: zero() for s in (*SPLITS, "unassigned")}
+    for entry in entries.values():
+        row = splits[entry["split"] or "unassigned"]
+        row["clips"] += 1
+        row[entry["status"]] += 1
+    for name in assembly.match.clips_without_label:
+        splits[assembly.clips[name].split or "unassigned"]["clips_without_label"] += 1
+    for name in assembly.match.labels_without_clip:
+        splits[assembly.labels.split.get(name) or "unassigned"]["labels_without_clip"] += 1
+    if not any(splits["unassigned"].values()):
+        del splits["unassigned"]
+    return {
+        "cache": str(cache_dir),
+        "clips": len(assembly.clips),
+        "done": len(entries),
+        **{s: sum(r[s] for r in splits.values()) for s in STATUSES},
+        "labels_without_clip": len(assembly.match.labels_without_clip),
+        "clips_without_label": len(assembly.match.clips_without_label),
+        "split_conflicts": len(assembly.split_conflicts),
+        **extra,
+        "splits": splits,
+    }
+
+
+def build_manifest(assembly: Assembly, source: Path, entries: dict[str, dict[str, Any]], settings: dict[str, int],
+                   complete: bool, summary: dict[str, Any]) -> dict[str, Any]:
+    """The manifest of a run (see ``helpers.cache``)."""
+    return {
+        "version": MANIFEST_VERSION,
+        "complete": complete,
+        "settings": settings,
+        "source": str(source),
+        "label_files": assembly.labels.files,
+        "archives": {"extracted": [str(p) for p in assembly.extraction.folders],
+                     "skipped": assembly.extraction.skipped},
+        "labels_without_clip": assembly.match.labels_without_clip,
+        "clips_without_label": assembly.match.clips_without_label,
+        "split_conflicts": assembly.split_conflicts,
+        "summary": summary,
+        "clips": {name: entries[name] for name in sorted(entries)},
+    }
+
+
+def prepare(source: Path, cache_dir: Path, num_frames: int = 32, size: int = 48, workers: int | None = None,
+            labels: list[Path] | None = None, progress: bool = True) -> dict[str, Any]:
+    """Turn every clip under ``source`` into a cached face sequence in ``cache_dir``; returns a summary.
+
+    ``source``: a folder with the clips (extracted, any nesting) and/or the distributed
+    zips (unpacked into ``cache_dir/extracted/``), or one zip. Labels come from the
+    annotation pickles found there (``*annotation*.pkl``) unless ``labels`` lists the
+    files (``helpers.dataset.assemble``). ``num_frames``: frames sampled per clip;
+    ``size``: face crop side in pixels.
+
+    Resumable: a clip whose cache file exists and loads (``load_clip_cache``) with these
+    settings is kept; damaged or missing ones are (re)done, unreadable clips retried. A
+    cache holds one setting: if the manifest records other ``num_frames``/``size``,
+    ``CacheSettingsError`` says so (use another ``cache_dir``); a file whose crops are not
+    ``size`` wide or that has more than ``num_frames`` rows is redone.
+
+    Bad clips do not stop the run: status "unreadable" (with the error), "no_face" when
+    no frame had a face (its file is still written), else "prepared". The manifest
+    (see ``helpers.cache``) is written atomically at the start, every
+    ``MANIFEST_EVERY_S`` seconds and at the end (``complete`` true).
+
+    ``workers``: processes (None: CPU count). 1 runs in this process with OpenCV's own
+    threads; more use a process pool (forkserver or spawn, so it is safe after TensorFlow
+    or OpenCV started threads), one OpenCV thread each. A worker that dies (a decoder
+    crash, the OOM killer) breaks the pool; the clips in flight are retried one by one in
+    a new pool, the one that kills a worker alone is recorded "unreadable", and the run
+    goes on. Memory does not grow with the number of clips: at most ``2 * workers`` clips
+    are in flight and results stream back one clip at a time
+    (``benchmarks/bench_prepare.py`` measures it). Scripts that call it with workers > 1
+    need the usual ``if __name__ == "__main__":``.
+    """
+    started = time.perf_counter()
+    # The manifest records unambiguous paths.
+    source, cache_dir = Path(source).absolute(), Path(cache_dir).absolute()
+    if int(num_frames) < 1 or int(size) < 1:
+        raise ValueError(f"num_frames and size must be >= 1, got {num_frames} and {size}")
+    workers = (os.cpu_count() or 1) if workers is None else int(workers)
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    if not source.exists():
+        raise FileNotFoundError(f"dataset source {source} not found; pass the folder holding the clips or zips")
+    if source.resolve() == cache_dir.resolve() or cache_dir.resolve() in source.resolve().parents:
+        raise ValueError(f"--out {cache_dir} must not be the dataset folder {source} or hold it; choose a new folder")
+    settings = {"num_frames": int(num_frames), "size": int(size)}
+    previous = _previous_clips(cache_dir, settings)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    assembly = assemble(source, [Path(p) for p in labels] if labels is not None else None,
+                        extract_to=cache_dir / EXTRACTED_DIR, exclude=[cache_dir], progress=progress)
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(assembly.clips), desc="prepare", unit="clip", disable=not progress)
+    entries: dict[str, dict[str, Any]] = {}
+    tasks: list[PrepareTask] = []
+    redone = 0
+    for name, clip in assembly.clips.items():  # check what an earlier run left: keep good files, redo the rest
+        target = clip_cache_path(cache_dir, name)
+        fields = _cached_fields(target, num_frames, size) if target.exists() else None
+        if fields is None:
+            redone += target.exists()
+            tasks.append(PrepareTask(name, str(clip.path), str(target), int(num_frames), int(size)))
+            continue
+        earlier = previous.get(name)  # the reader's warning is not in the file: keep the earlier run's
+        fields["warning"] = earlier.get("warning") if isinstance(earlier, dict) else None
+        entries[name] = clip_entry(assembly, name, fields)
+        bar.update()
+    reused = len(entries)
+    n_workers = max(1, min(workers, len(tasks)))
+
+    def write(complete: bool) -> dict[str, Any]:
+        summary = summarize(assembly, entries, cache_dir, reused=reused, redone=redone, workers=n_workers,
+                            seconds=round(time.perf_counter() - started, 3))
+        write_manifest(cache_dir, build_manifest(assembly, source, entries, settings, complete, summary))
+        return summary
+
+    write(complete=False)
+    last_write = time.monotonic()
+    results = _results(tasks, n_workers)
+    try:
+        for name, fields in results:
+            entries[name] = clip_entry(assembly, name, fields)
+            bar.update()
+            if time.monotonic() - last_write >= MANIFEST_EVERY_S:
+                write(complete=False)
+                last_write = time.monotonic()
+    except BaseException:
+        results.close()  # ends the pool now, not when the generator is collected
+        bar.close()
+        write(complete=False)  # keeps what finished; a re-run does the rest
+        raise
+    bar.close()
+    return write(complete=True)
