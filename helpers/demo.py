@@ -87,7 +87,8 @@ import cv2
 import numpy as np
 
 from helpers import SPLITS, TRAITS
-from helpers.synthetic import PHOTO_FACE_BOX, box_iou, gradient_background, head_patch, load_face_photo, soft_ellipse_mask, write_video
+from helpers.faces import find_face, load_face_cascade
+from helpers.synthetic import PHOTO_FACE_BOX, HeadSprite, box_iou, gradient_background, head_patch, load_face_photo, write_video
 
 #: Frame size (width, height) and rate of the demo clips.
 FRAME_WIDTH, FRAME_HEIGHT = 320, 240
@@ -118,8 +119,6 @@ FACTORS_FILE = "demo_factors.json"
 _ID_ALPHABET = string.ascii_letters + string.digits + "-_"
 # Random stream numbers: labels, clip nuisance and video nuisance never share a stream.
 _STREAM_PLAN, _STREAM_SCORES, _STREAM_CLIP, _STREAM_VIDEO = 0, 1, 2, 3
-# Frames of the detection check: Haar settings of helpers.faces at this frame size.
-_HAAR = dict(scaleFactor=1.1, minNeighbors=5, minSize=(24, 24))
 
 
 @dataclass(frozen=True)
@@ -279,50 +278,6 @@ def style_head(patch: np.ndarray, face_box, factors: Mapping[str, float]) -> np.
     return np.clip(img + 0.5, 0, 255).astype(np.uint8)
 
 
-class _HeadSprite:
-    """The head of ``synthetic.head_patch``, scaled and styled once per clip; each frame only rotates and pastes it.
-
-    Same geometry as ``synthetic.place_face`` (same patch, soft ellipse mask, face box and
-    rotation about the face centre), about 5x faster because the patch is scaled (with
-    area averaging), styled and masked once per clip instead of once per frame.
-    """
-
-    def __init__(self, face_width: float, factors: Mapping[str, float] | None = None):
-        patch, (fx, fy, fw, fh) = head_patch(load_face_photo())
-        ph, pw = patch.shape[:2]
-        size = (max(1, round(pw * face_width / fw)), max(1, round(ph * face_width / fw)))
-        sx, sy = size[0] / pw, size[1] / ph
-        small = cv2.resize(patch, size, interpolation=cv2.INTER_AREA)
-        if factors is not None:
-            small = style_head(small, (fx * sx, fy * sy, fw * sx, fh * sy), factors)
-        alpha = cv2.resize(soft_ellipse_mask(ph, pw), size, interpolation=cv2.INTER_AREA)
-        self.rgba = np.dstack([small, (alpha * 255 + 0.5).astype(np.uint8)])
-        self.center = ((fx + fw / 2) * sx, (fy + fh / 2) * sy)
-        self.face_size = (float(face_width), fh * face_width / fw)
-
-    def paste(self, background: np.ndarray, center: tuple[float, float], angle: float):
-        """Frame with the face centred at ``center`` and rolled ``angle`` degrees (counter-clockwise); and the face box."""
-        rot = cv2.getRotationMatrix2D(self.center, angle, 1.0)
-        rot[0, 2] += center[0] - self.center[0]
-        rot[1, 2] += center[1] - self.center[1]
-        ph, pw = self.rgba.shape[:2]
-        corners = cv2.transform(np.float32([[[0, 0], [pw, 0], [0, ph], [pw, ph]]]), rot)[0]
-        h, w = background.shape[:2]
-        x0, y0 = (max(0, int(np.floor(v))) for v in corners.min(axis=0))
-        x1, y1 = (min(lim, int(np.ceil(v))) for v, lim in zip(corners.max(axis=0), (w, h)))
-        frame = background.copy()
-        if x1 > x0 and y1 > y0:
-            rot[:, 2] -= (x0, y0)
-            warped = cv2.warpAffine(self.rgba, rot, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-            alpha = cv2.merge([warped[..., 3]] * 3)
-            # OpenCV's saturating uint8 arithmetic: face * a + background * (1 - a), a = alpha / 255.
-            face = cv2.multiply(warped[..., :3], alpha, scale=1 / 255)
-            rest = cv2.multiply(frame[y0:y1, x0:x1], cv2.bitwise_not(alpha), scale=1 / 255)
-            frame[y0:y1, x0:x1] = cv2.add(face, rest)
-        fw, fh = self.face_size
-        return frame, (center[0] - fw / 2, center[1] - fh / 2, fw, fh)
-
-
 def roll_angles(n_frames: int, cycles: float, phase: float, amplitude: float = ROLL_AMPLITUDE) -> np.ndarray:
     """Head roll (degrees) of each frame: ``amplitude * sin(2 pi cycles i / n + phase)``."""
     i = np.arange(n_frames, dtype=np.float64)
@@ -366,7 +321,7 @@ def render_clip(plan: ClipPlan, seed: int = 0) -> Iterator[tuple[np.ndarray, tup
     ``seed`` must be the seed the plan was made with (it picks the background).
     """
     background = clip_background(plan, seed)
-    sprite = _HeadSprite(plan.face_width, plan.factors)
+    sprite = HeadSprite(plan.face_width, style=lambda patch, box: style_head(patch, box, plan.factors))
     angles = roll_angles(plan.n_frames, plan.factors["roll_cycles_per_clip"], plan.factors["roll_phase"],
                          plan.factors["roll_amplitude_deg"])
     for center, angle in zip(face_centers(plan), angles):
@@ -379,30 +334,21 @@ def render_clip(plan: ClipPlan, seed: int = 0) -> Iterator[tuple[np.ndarray, tup
 # ----------------------------------------------------------------------------- writing
 
 
-_CASCADE: list = []
-
-
-def _cascade() -> cv2.CascadeClassifier | None:
-    """OpenCV's frontal-face Haar cascade, or None where this OpenCV has none (5.x wheels)."""
-    if not _CASCADE:
-        data = getattr(cv2, "data", None)
-        cascade = None
-        if data is not None and hasattr(cv2, "CascadeClassifier"):
-            cascade = cv2.CascadeClassifier(data.haarcascades + "haarcascade_frontalface_default.xml")
-            cascade = None if cascade.empty() else cascade
-        _CASCADE.append(cascade)
-    return _CASCADE[0]
+def _detector_available() -> bool:
+    """Whether this OpenCV has the Haar cascade ``helpers.faces`` uses (5.x wheels have none)."""
+    try:
+        load_face_cascade()
+    except (ImportError, OSError):
+        return False
+    return True
 
 
 def _face_boxes_detected(frames: Mapping[int, np.ndarray], boxes: Mapping[int, tuple]) -> int:
-    """How many of ``frames`` have their largest Haar face overlapping the true box (IoU >= 0.3)."""
-    cascade = _cascade()
+    """How many of ``frames`` have the face ``helpers.faces.find_face`` finds overlapping the true box (IoU >= 0.3)."""
     hits = 0
     for i, frame in frames.items():
-        found = cascade.detectMultiScale(frame, **_HAAR)
-        if len(found):
-            best = max(found, key=lambda r: r[2] * r[3])
-            hits += box_iou(best, boxes[i]) >= 0.3
+        found = find_face(frame)
+        hits += found is not None and box_iou(found, boxes[i]) >= 0.3
     return int(hits)
 
 
@@ -420,7 +366,7 @@ def _write_clip(job: tuple[ClipPlan, int, str, int]) -> dict:
 
     written = write_video(path, frames(), FPS)
     result = {"name": plan.name, "frames": written, "checked": 0, "detected": 0, "bytes": path.stat().st_size}
-    if check > 0 and boxes and _cascade() is not None:
+    if check > 0 and boxes and _detector_available():
         present = np.array(sorted(boxes))
         wanted = set(present[np.unique(np.linspace(0, len(present) - 1, min(check, len(present))).round().astype(int))].tolist())
         cap = cv2.VideoCapture(str(path))

@@ -25,7 +25,8 @@ from helpers.demo import (
     roll_angles,
     scores_from_factors,
 )
-from helpers.synthetic import box_iou, gradient_background, place_face
+from helpers.faces import find_face
+from helpers.synthetic import HeadSprite, box_iou, gradient_background, place_face
 
 CLIP_NAME = re.compile(r"^[A-Za-z0-9_-]{11}\.\d{3}\.mp4$")
 GROUP_NAME = {"train": r"^training80_\d\d$", "validation": r"^validation80_\d\d$", "test": r"^test80_\d\d$"}
@@ -302,29 +303,30 @@ def test_roll_frequency_is_in_time_not_in_single_frames():
     assert max(spreads) - min(spreads) < 1.0 and min(spreads) > 5.0
 
 
-def test_sprite_draws_like_place_face():
+def test_place_face_is_one_frame_of_the_sprite():
+    """One rendering path: place_face draws what the demo's sprite draws, face box included."""
     background = gradient_background(240, 320, np.random.default_rng(0))
     for width, angle, center in [(70, 0.0, (160.0, 120.0)), (110, 8.0, (140.0, 115.0)), (90, -8.0, (200.0, 130.0))]:
         expected, expected_box = place_face(background, center, width, angle)
-        frame, box = demo._HeadSprite(width).paste(background, center, angle)
-        assert np.allclose(box, expected_box)
-        # place_face resamples without anti-aliasing; compare the images at a scale both agree on.
-        a, b = (cv2.GaussianBlur(x, (0, 0), 1.5).astype(np.float32) for x in (expected, frame))
-        assert np.abs(a - b).mean() < 1.5
+        sprite = HeadSprite(width)
+        frame, box = sprite.paste(background, center, angle)
+        assert np.array_equal(frame, expected) and np.allclose(box, expected_box)
+        assert box[2] == width and not np.array_equal(frame, background)
+        styled, _ = HeadSprite(width, style=lambda patch, face_box: patch // 2).paste(background, center, angle)
+        assert styled.sum() < frame.sum()  # the style reaches the pixels
 
 
 def test_face_found_at_the_extremes_of_the_factors():
     """Corners of the photometric factors (scores 0.1 / 0.9: rarer than 1 in 1000), both roll extremes, small and large faces."""
-    cascade = demo._cascade()
     rng = np.random.default_rng(0)
     backgrounds = [gradient_background(240, 320, rng) for _ in range(4)]
     hits = n = 0
     for combo in itertools.product((0.1, 0.9), repeat=4):
         factors = factors_from_scores(dict(zip(TRAITS, (0.5,) + combo)))
         for width, angle in ((70, -8.0), (110, 8.0)):
-            frame, box = demo._HeadSprite(width, factors).paste(
-                backgrounds[n % 4], (160 + rng.uniform(-40, 40), 120 + rng.uniform(-12, 12)), angle)
-            found = cascade.detectMultiScale(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), scaleFactor=1.1, minNeighbors=5, minSize=(24, 24))
-            hits += len(found) > 0 and box_iou(max(found, key=lambda r: r[2] * r[3]), box) >= 0.3
+            sprite = HeadSprite(width, style=lambda patch, face_box: demo.style_head(patch, face_box, factors))
+            frame, box = sprite.paste(backgrounds[n % 4], (160 + rng.uniform(-40, 40), 120 + rng.uniform(-12, 12)), angle)
+            found = find_face(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY))  # the settings prepare uses
+            hits += found is not None and box_iou(found, box) >= 0.3
             n += 1
     assert hits / n >= 0.95, f"face found in {hits}/{n} extreme frames"
