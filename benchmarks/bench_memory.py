@@ -1,10 +1,10 @@
 """Benchmark the peak memory of ``helpers.faces.video_to_faces`` on long clips and 4K frames.
 
-    python benchmarks/bench_memory.py [--frames 32] [--fresh]
+    python benchmarks/bench_memory.py [--num-frames 32] [--fresh]
 
 Claim checked: reading a clip never holds all its frames. ``video_to_faces`` walks the
-clip once with ``grab()`` and keeps only the ``--frames`` sampled frames (grayscale), so
-its peak memory depends on the frame size and ``--frames``, not on the clip's length.
+clip once with ``grab()`` and keeps only the ``--num-frames`` sampled frames (grayscale), so
+its peak memory depends on the frame size and ``--num-frames``, not on the clip's length.
 
 Makes (once, cached under benchmarks/out/, which is git-ignored) three mp4v clips of the
 bundled face photo drifting over a gradient background, 30 fps:
@@ -22,7 +22,7 @@ RSS its parent had when it forked, so it over-states a lean child of a big paren
 - ``import``:   ``import helpers.faces`` (numpy, OpenCV, the cascade) and nothing else;
 - ``baseline``: that, plus opening the clip and decoding its first frame (the decoder's
   own buffers at this frame size): the floor for any reader of this clip;
-- ``faces``:    that import, plus ``video_to_faces(clip, num_frames=--frames)``.
+- ``faces``:    that import, plus ``video_to_faces(clip, num_frames=--num-frames)``.
 
 Printed per clip: ``all_frames_mb`` (what holding every decoded BGR frame would take,
 n * w * h * 3 bytes), ``sampled_mb`` (the sampled grayscale frames,
@@ -129,7 +129,7 @@ def peak_rss_mb() -> float:
 
 def measure(mode: str, path: Path, frames: int) -> dict:
     """Peak RSS of ``mode`` in a fresh subprocess."""
-    proc = subprocess.run([sys.executable, __file__, "--child", mode, str(path), "--frames", str(frames)],
+    proc = subprocess.run([sys.executable, __file__, "--child", mode, str(path), "--num-frames", str(frames)],
                           capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:
         raise RuntimeError(f"child {mode} {path} failed:\n{proc.stderr[-3000:]}")
@@ -138,12 +138,12 @@ def measure(mode: str, path: Path, frames: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--frames", type=int, default=32, help="frames sampled per clip (default 32)")
+    parser.add_argument("--num-frames", type=int, default=32, help="frames sampled per clip (default 32)")
     parser.add_argument("--fresh", action="store_true", help="re-make the cached clips")
     parser.add_argument("--child", nargs=2, metavar=("MODE", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        child(args.child[0], args.child[1], args.frames)
+        child(args.child[0], args.child[1], args.num_frames)
         return 0
 
     import cv2
@@ -151,8 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     from helpers.video import read_video_info
 
     paths = {name: clip_path(name, args.fresh) for name in CLIPS}
-    imported = measure("import", paths["long10"], args.frames)
-    print(f"OpenCV {cv2.__version__}; video_to_faces(num_frames={args.frames}); peak RSS per fresh process")
+    imported = measure("import", paths["long10"], args.num_frames)
+    print(f"OpenCV {cv2.__version__}; video_to_faces(num_frames={args.num_frames}); peak RSS per fresh process")
     print(f"import helpers.faces alone: {imported['peak_mb']:.0f} MB")
     header = (f"{'clip':<8} {'frames':>6} {'size':>10} {'all_frames_mb':>13} {'sampled_mb':>10} "
               f"{'baseline_mb':>11} {'faces_mb':>8} {'extra_mb':>8} {'extra/all':>9} {'extra/sampled':>13} {'seconds':>7}")
@@ -160,10 +160,10 @@ def main(argv: list[str] | None = None) -> int:
     rows = {}
     for name, path in paths.items():
         info = read_video_info(path)
-        base = measure("baseline", path, args.frames)
-        faces = measure("faces", path, args.frames)
+        base = measure("baseline", path, args.num_frames)
+        faces = measure("faces", path, args.num_frames)
         all_mb = info.frame_count * info.width * info.height * 3 / MB
-        sampled_mb = min(args.frames, info.frame_count) * info.width * info.height / MB
+        sampled_mb = min(args.num_frames, info.frame_count) * info.width * info.height / MB
         extra = faces["peak_mb"] - base["peak_mb"]
         rows[name] = {"faces": faces["peak_mb"], "extra": extra, "all": all_mb}
         print(f"{name:<8} {info.frame_count:>6} {f'{info.width}x{info.height}':>10} {all_mb:>13.0f} {sampled_mb:>10.0f} "

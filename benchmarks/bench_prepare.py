@@ -1,6 +1,6 @@
-"""Benchmark ``helpers.cache.prepare``: peak memory against the number of clips, and worker scaling.
+"""Benchmark ``helpers.prepare.prepare``: peak memory against the number of clips, and worker scaling.
 
-    python benchmarks/bench_prepare.py [--clips 20 200] [--frames 32] [--size 48] [--seed 0]
+    python benchmarks/bench_prepare.py [--clips 20 200] [--num-frames 32] [--size 48] [--seed 0]
 
 Makes (once, kept under benchmarks/out/) demo datasets of 20 and 200 clips with
 ``helpers.demo.make_demo_dataset``, then runs every measurement in its own fresh
@@ -121,7 +121,7 @@ def _sample_tree(pid: int, stop: threading.Event, peak: dict[str, Any]) -> None:
 
 
 def measure_prepare(source: Path, workers: int | None = None, cv_threads: int | None = None,
-                    frames: int = 32, size: int = 48, out: Path | None = None) -> dict[str, Any]:
+                    num_frames: int = 32, size: int = 48, out: Path | None = None) -> dict[str, Any]:
     """Run ``prepare(source, ...)`` in a fresh subprocess on an empty cache; time it and sample its memory.
 
     ``cv_threads``: call ``cv2.setNumThreads`` in that process first (None: OpenCV's default).
@@ -135,7 +135,7 @@ def measure_prepare(source: Path, workers: int | None = None, cv_threads: int | 
         tmp = Path(tempfile.mkdtemp(prefix="bench_prepare_"))
         out = tmp / "cache"
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", str(source), str(out),
-           "--frames", str(frames), "--size", str(size)]
+           "--num-frames", str(num_frames), "--size", str(size)]
     if workers is not None:
         cmd += ["--workers", str(workers)]
     if cv_threads is not None:
@@ -169,10 +169,10 @@ def _child(args: argparse.Namespace) -> None:
         import cv2
 
         cv2.setNumThreads(args.cv_threads)
-    from helpers.cache import prepare
+    from helpers.prepare import prepare
 
     start = time.perf_counter()
-    summary = prepare(Path(args.source), Path(args.out), frames=args.frames, size=args.size,
+    summary = prepare(Path(args.source), Path(args.out), num_frames=args.num_frames, size=args.size,
                       workers=args.workers, progress=False)
     seconds = time.perf_counter() - start
     done = summary["prepared"] + summary["no_face"] + summary["unreadable"]
@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="clip counts compared for memory (default 20 200)")
     parser.add_argument("--speed-clips", type=int, default=100, help="clips of the speed runs (default 100)")
     parser.add_argument("--repeat", type=int, default=3, help="rounds of speed runs; the best counts (default 3)")
-    parser.add_argument("--frames", type=int, default=32)
+    parser.add_argument("--num-frames", type=int, default=32)
     parser.add_argument("--size", type=int, default=48)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", choices=["memory", "speed"], default=None, help="run one half only")
@@ -209,14 +209,14 @@ def main(argv: list[str] | None = None) -> int:
 
     small, large, speed_set = (demo_dataset(n, args.seed) for n in (*args.clips, args.speed_clips))
     print(f"cpus: {os.cpu_count()}, opencv default threads: {cv2.getNumThreads()}, "
-          f"load average: {os.getloadavg()[0]:.2f}, frames {args.frames}, size {args.size}")
+          f"load average: {os.getloadavg()[0]:.2f}, num_frames {args.num_frames}, size {args.size}")
 
     def show(label: str, r: dict[str, Any]) -> None:
         print(f"{label:<36} {r['clips']:>4} clips {r['seconds']:>7.2f} s {r['clips_per_s']:>7.2f} clips/s   "
               f"tree peak {r['tree_peak_mb']:>6.1f} MB ({r['tree_processes_at_peak']} processes), "
               f"main {r['main_maxrss_mb']:.1f} MB; CPU {r['cpu_s']:.1f} s, {r['cores_used']:.2f} cores", flush=True)
 
-    kw = {"frames": args.frames, "size": args.size}
+    kw = {"num_frames": args.num_frames, "size": args.size}
     checks: dict[str, bool] = {}
     if args.only in (None, "memory"):
         mem_small = measure_prepare(small, workers=2, **kw)

@@ -1,14 +1,14 @@
 """Benchmark training: memory, step time and accuracy of the default (light) model.
 
-    python benchmarks/bench_train.py [--clips 200] [--seed 0] [--frames 32] [--batch-size 8]
+    python benchmarks/bench_train.py [--clips 200] [--seed 0] [--length 32] [--batch-size 8]
                                      [--steps 20] [--warmup 3] [--no-prepare] [--skip-article]
 
 On the synthetic demo dataset (made once with ``helpers.demo.make_demo_dataset`` and
-prepared once with ``helpers.cache.prepare``, both kept under the git-ignored
+prepared once with ``helpers.prepare.prepare``, both kept under the git-ignored
 ``benchmarks/out/``), every figure comes from its own fresh subprocess:
 
 1. ``train``: ``helpers.training.train`` of the default model at the settings the
-   notebooks use (``frames`` 32, every other argument at its default), and its test-split
+   notebooks use (``length`` 32, every other argument at its default), and its test-split
    report: mean accuracy (1 - MAE) and MAE against the train-mean baseline. Peak memory:
    the training process's own lifetime peak (``VmHWM`` of ``/proc/self/status``) plus the
    largest sum of RSS of its descendants, sampled every ``SAMPLE_S`` s by this script
@@ -91,7 +91,7 @@ def _child_train(cfg: dict[str, Any]) -> dict[str, Any]:
     from helpers.training import train
 
     start = time.perf_counter()
-    metrics = train(Path(cfg["cache"]), Path(cfg["out"]), model_name=cfg["model"], frames=cfg["frames"],
+    metrics = train(Path(cfg["cache"]), Path(cfg["out"]), model_name=cfg["model"], length=cfg["length"],
                     seed=cfg["seed"], **({"batch_size": cfg["batch_size"]} if cfg.get("batch_size") else {}))
     seconds = time.perf_counter() - start
     keep = ("model", "mean_accuracy", "mean_mae", "baseline_mean_accuracy", "baseline_mean_mae", "mae_ratio",
@@ -108,14 +108,14 @@ def _child_steps(cfg: dict[str, Any]) -> dict[str, Any]:
     import keras
 
     keras.utils.set_random_seed(cfg["seed"])
-    ds, _ = make_dataset(Path(cfg["cache"]), "train", cfg["frames"], cfg["batch_size"])
+    ds, _ = make_dataset(Path(cfg["cache"]), "train", cfg["length"], cfg["batch_size"])
     batches = []
     for x, y in ds.as_numpy_iterator():
         if len(y) == cfg["batch_size"]:
             batches.append((x, y))
         if len(batches) == 4:
             break
-    model = build_model(cfg["model"], cfg["frames"], jit_compile=False)
+    model = build_model(cfg["model"], cfg["length"], jit_compile=False)
     times = []
     for i in range(cfg["warmup"] + cfg["steps"]):
         x, y = batches[i % len(batches)]
@@ -125,7 +125,7 @@ def _child_steps(cfg: dict[str, Any]) -> dict[str, Any]:
             times.append(time.perf_counter() - start)
     return {"model": cfg["model"], "params": int(model.count_params()), "steps": len(times),
             "median_step_s": round(statistics.median(times), 4), "min_step_s": round(min(times), 4),
-            "max_step_s": round(max(times), 4), "frames": cfg["frames"], "batch_size": cfg["batch_size"],
+            "max_step_s": round(max(times), 4), "length": cfg["length"], "batch_size": cfg["batch_size"],
             "self_peak_mb": round(_vmhwm_mb(), 1)}
 
 
@@ -157,17 +157,17 @@ def _run_child(mode: str, cfg: dict[str, Any]) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- data
 
 
-def demo_cache(clips: int, seed: int, frames: int, size: int = 48) -> tuple[Path, Path]:
+def demo_cache(clips: int, seed: int, num_frames: int, size: int = 48) -> tuple[Path, Path]:
     """The demo dataset and its prepared cache under ``benchmarks/out/``, made on first use."""
     demo = OUT / f"train_demo_{clips}_seed{seed}"
-    cache = OUT / f"train_cache_{clips}_seed{seed}_f{frames}_s{size}"
+    cache = OUT / f"train_cache_{clips}_seed{seed}_f{num_frames}_s{size}"
     if not (demo / "annotation_test.pkl").is_file():
         subprocess.run([sys.executable, "-m", "helpers", "demo-data", str(demo), "--clips", str(clips),
                         "--seed", str(seed)], cwd=REPO, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     manifest = cache / "manifest.json"
     if not (manifest.is_file() and json.loads(manifest.read_text()).get("complete")):
         subprocess.run([sys.executable, "-m", "helpers", "prepare", str(demo), "--out", str(cache),
-                        "--frames", str(frames), "--size", str(size)], cwd=REPO, check=True,
+                        "--num-frames", str(num_frames), "--size", str(size)], cwd=REPO, check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return demo, cache
 
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=200, help="demo clips (default 200, as the notebooks)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--frames", type=int, default=32, help="sequence length (default 32, as the notebooks)")
+    parser.add_argument("--length", type=int, default=32, help="sequence length the model sees, and frames sampled per clip by prepare (default 32, as the notebooks)")
     parser.add_argument("--batch-size", type=int, default=8, help="batch of the step timing (default 8)")
     parser.add_argument("--steps", type=int, default=20, help="timed steps per model (default 20)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
@@ -202,8 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     print(f"cpus: {os.cpu_count()}, load average: {os.getloadavg()[0]:.2f}", flush=True)
-    demo, cache = demo_cache(args.clips, args.seed, args.frames)
-    base = {"cache": str(cache), "frames": args.frames, "seed": args.seed}
+    demo, cache = demo_cache(args.clips, args.seed, args.length)
+    base = {"cache": str(cache), "length": args.length, "seed": args.seed}
     results: dict[str, Any] = {"settings": {**base, "clips": args.clips, "batch_size": args.batch_size,
                                             "steps": args.steps, "warmup": args.warmup}}
 
@@ -224,15 +224,15 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_prepare:
         print("prepare figures (benchmarks/bench_prepare.py: measure_prepare) ...", flush=True)
         small, large = demo_dataset(20, args.seed), demo_dataset(200, args.seed)
-        prep = {"n20_2w": measure_prepare(small, workers=2, frames=args.frames),
-                "n200_2w": measure_prepare(large, workers=2, frames=args.frames),
-                "n200_1w": measure_prepare(large, workers=1, frames=args.frames)}
+        prep = {"n20_2w": measure_prepare(small, workers=2, num_frames=args.length),
+                "n200_2w": measure_prepare(large, workers=2, num_frames=args.length),
+                "n200_1w": measure_prepare(large, workers=1, num_frames=args.length)}
         results["prepare"] = prep
 
     # ------------------------------------------------------------------ print
     print()
     print(f"Demo data: {args.clips} clips (train/validation/test {light['n_clips']['train']}/"
-          f"{light['n_clips']['validation']}/{light['n_clips']['test']}), frames {args.frames}, seed {args.seed}")
+          f"{light['n_clips']['validation']}/{light['n_clips']['test']}), length {args.length}, seed {args.seed}")
     print()
     print(f"{'training (test split)':<28}{'mean acc':>9}{'MAE':>8}{'MAE/base':>9}{'extrav. MAE':>12}{'extrav. r':>10}"
           f"{'epochs':>7}{'time':>8}{'peak RSS':>10}")
@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, r in steps.items():
         print(f"{name:<28}{r['params']:>12,}{r['median_step_s']:>15.3f}{r['min_step_s']:>8.3f}{r['max_step_s']:>8.3f}"
               f"{_fmt_gb(r['peak_rss_mb']):>10}")
-    print(f"  ({args.steps} steps after {args.warmup} warm-up, batch {args.batch_size}, frames {args.frames}, "
+    print(f"  ({args.steps} steps after {args.warmup} warm-up, batch {args.batch_size}, length {args.length}, "
           "jit_compile=False for both)")
     if prep:
         print()

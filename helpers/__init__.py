@@ -1,19 +1,24 @@
 """Helpers for the apparent-personality tutorial series.
 
-One module per stage of the pipeline, in data-flow order:
+One module per stage of the pipeline, in data-flow order (each imports only modules
+before it; ``.importlinter`` checks it, the README's "Architecture" section lists them):
 
+- ``helpers.atomic``: atomic file writes.
 - ``helpers.video``: open a clip, read its properties, read chosen frames.
 - ``helpers.faces``: detect, trim and crop faces (``video_to_faces``).
-- ``helpers.sequences``: make face sequences a fixed length, with masks.
+- ``helpers.sequences``: make face sequences a fixed length, with masks (padding).
 - ``helpers.synthetic``: draw the bundled face photo into frames (tests, demo data, benchmarks).
 - ``helpers.demo``: the offline synthetic demo dataset in the First Impressions layout.
-- ``helpers.dataset``: find clips and annotations of First Impressions V2, splits.
-- ``helpers.cache``: ``prepare``: every clip to a cached face sequence, with a manifest.
+- ``helpers.archives``: unpack the distributed zips safely.
+- ``helpers.dataset``: First Impressions assembly: clips, splits, labels (``assemble``).
+- ``helpers.cache``: the cache format: one file per clip and a manifest.
+- ``helpers.prepare``: the prepare run: every clip to a cached face sequence.
 - ``helpers.inputs``: a tf.data pipeline streaming from the cache.
-- ``helpers.models``: the article's model (head fixed) and a light default model.
+- ``helpers.models``: the models and their registry ``MODELS``.
 - ``helpers.metrics``: the challenge metric, the train-mean baseline, Pearson r.
 - ``helpers.training``: train, evaluate and predict.
 - ``helpers.plots``: the pictures the notebooks show.
+- ``helpers.series``: the notebooks' shared data folders, and running the notebooks.
 
 Run ``python -m helpers --help`` for the command line.
 """
