@@ -1,6 +1,6 @@
 """Hostile and broken inputs, end to end: ``video_to_faces``, ``prepare`` (API and CLI) and ``train``.
 
-The unit tests of each module (test_video, test_faces, test_dataset, test_cache,
+The unit tests of each module (test_video, test_faces, test_dataset, test_prepare,
 test_training) check each defence on its own; this file feeds a whole dataset folder
 of bad inputs through the public API and ``python -m helpers`` and checks that every
 input gets its documented outcome (an error naming the file, a warning, a counted skip

@@ -179,3 +179,12 @@ def test_cli_train(cache, tmp_path, capsys):
     printed = json.loads(capsys.readouterr().out)
     assert printed["model"] == "light" and printed["epochs_run"] == 1
     assert (tmp_path / "cli" / "metrics.json").is_file()
+
+
+def test_run_of_an_older_version_is_refused(tmp_path):
+    run = tmp_path / "old_run"
+    run.mkdir()
+    (run / "model.keras").write_bytes(b"not read: the version is checked first")
+    (run / "metrics.json").write_text(json.dumps({"settings": {"frames": 32, "sample_frames": 32}}))
+    with pytest.raises(ValueError, match=f"{run}.*older version.*re-run .*train"):
+        Tr.load_run(run)
