@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import pickle
-import signal
 import subprocess
 import sys
 import textwrap
@@ -22,6 +20,7 @@ from helpers import prepare as P
 from helpers.cache import clip_cache_path, load_clip_cache, read_manifest
 from helpers.prepare import CacheSettingsError, prepare
 from helpers.synthetic import gradient_background, place_face, write_video
+from pool_faults import die_on_boom, die_on_one_clip
 
 REPO = Path(__file__).resolve().parent.parent
 FRAMES, SIZE = 6, 24
@@ -197,17 +196,9 @@ def test_prepare_workers_2_matches_one_process(dataset, tmp_path):
 
 
 # --------------------------------------------------------------------------- a pool that breaks
-# Faults are injected, never waited for: a worker that kills itself on chosen clips, and a
-# pool whose submit raises at chosen calls (what a pool breaking between two submits does).
-
-
-def _die_on_boom(task: P.PrepareTask):
-    """Pool task standing in for ``run_task``: kills its worker on clips named 'boom*' (os._exit or SIGKILL)."""
-    if task.name.startswith("boom"):
-        if task.name.startswith("boomkill"):
-            os.kill(os.getpid(), signal.SIGKILL)  # the OOM killer
-        os._exit(3)  # what a decoder segfault looks like to the pool
-    return task.name, {"status": "prepared"}
+# Faults are injected, never waited for: a worker that kills itself on chosen clips
+# (tests/pool_faults.py), and a pool whose submit raises at chosen calls (what a pool
+# breaking between two submits does).
 
 
 def _task(name: str) -> P.PrepareTask:
@@ -251,12 +242,12 @@ def check_pool_results(results: dict, names: list[str]) -> None:
 @pytest.mark.parametrize("booms", [(0,), (3, 7), (9,), (0, 1, 2)], ids=["first", "two", "last", "three-in-a-row"])
 def test_pool_survives_workers_dying(booms):
     names = [f"{'boom' if i in booms else 'ok'}{i}.001.mp4" for i in range(10)]
-    check_pool_results(dict(P._pool_results([_task(n) for n in names], 2, run=_die_on_boom)), names)
+    check_pool_results(dict(P._pool_results([_task(n) for n in names], 2, run=die_on_boom)), names)
 
 
 def test_pool_survives_a_sigkilled_worker():
     names = [f"ok{i}.001.mp4" for i in range(5)] + ["boomkill.001.mp4"] + [f"ok{i}.002.mp4" for i in range(3)]
-    check_pool_results(dict(P._pool_results([_task(n) for n in names], 2, run=_die_on_boom)), names)
+    check_pool_results(dict(P._pool_results([_task(n) for n in names], 2, run=die_on_boom)), names)
 
 
 @pytest.mark.parametrize("fail_on", [{1}, {3}, {5}, {2, 3}, {6, 9}], ids=str)
@@ -266,27 +257,20 @@ def test_pool_survives_submit_failing(monkeypatch, fail_on, error):
     """The bug once seen as a flaky test: submit raising while the pool breaks ended prepare."""
     flaky(monkeypatch, fail_on, error)
     names = [f"{'boom' if i == 4 else 'ok'}{i}.001.mp4" for i in range(8)]
-    check_pool_results(dict(P._pool_results([_task(n) for n in names], 2, run=_die_on_boom)), names)
+    check_pool_results(dict(P._pool_results([_task(n) for n in names], 2, run=die_on_boom)), names)
 
 
 def test_pool_that_never_takes_a_clip_gives_up_with_the_error(monkeypatch):
     flaky(monkeypatch, set(range(1, 100)), OSError(24, "Too many open files"))
     with pytest.raises(RuntimeError, match="Too many open files.*--workers 1"):
-        list(P._pool_results([_task("ok.001.mp4")], 2, run=_die_on_boom))
+        list(P._pool_results([_task("ok.001.mp4")], 2, run=die_on_boom))
     assert FlakyPool.calls == P.MAX_POOL_STARTS
-
-
-def _die_on_one_clip(task: P.PrepareTask):
-    """``run_task``, except that the worker dies on x-y_z.q.000.mp4 (a readable clip)."""
-    if task.name == "x-y_z.q.000.mp4":
-        os.kill(os.getpid(), signal.SIGKILL)
-    return P.run_task(task)
 
 
 @pytest.mark.parametrize("fail_on", [set(), {2}, {5}], ids=["kill", "kill+submit@2", "kill+submit@5"])
 def test_prepare_finishes_when_the_pool_breaks(dataset, tmp_path, monkeypatch, fail_on):
     """End to end: every clip in the manifest, every cache file loads, only the killer is unreadable."""
-    monkeypatch.setattr(P, "run_task", _die_on_one_clip)
+    monkeypatch.setattr(P, "run_task", die_on_one_clip)
     if fail_on:
         flaky(monkeypatch, fail_on, OSError(9, "Bad file descriptor"))
     out = tmp_path / "cache"
