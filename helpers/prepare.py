@@ -190,6 +190,7 @@ def _pool_results(tasks: list[PrepareTask], workers: int, run=None) -> Iterator[
                             solo = None
                         yield result
             except _PoolBroke as exc:
+                broken = True
                 failed_starts = 0 if took_one else failed_starts + 1
                 if failed_starts >= MAX_POOL_STARTS:
                     raise RuntimeError(f"could not run a process pool of {workers} workers ({exc}); "
@@ -197,10 +198,25 @@ def _pool_results(tasks: list[PrepareTask], workers: int, run=None) -> Iterator[
             suspects.extend(inflight.values())  # in flight when the pool broke
         finally:
             if executor is not None:
-                try:
-                    executor.shutdown(wait=True, cancel_futures=True)
-                except _POOL_BROKEN:
-                    pass  # a broken pool may fail to close its pipes; its processes are gone
+                _close_pool(executor, broken)
+
+
+def _close_pool(executor: ProcessPoolExecutor, broken: bool) -> None:
+    """Shut a pool down; a broken one after killing its workers.
+
+    CPython's pool, when a worker dies, terminates the workers it knows and waits for
+    them; a worker that a ``submit`` started while the pool was breaking is never told
+    to stop, and ``shutdown`` then waits for it forever (seen with forkserver under load).
+    Killing every worker first ends that wait; their clips are retried anyway.
+    """
+    if broken:
+        for process in list((getattr(executor, "_processes", None) or {}).values()):
+            if process.is_alive():
+                process.kill()
+    try:
+        executor.shutdown(wait=True, cancel_futures=True)
+    except _POOL_BROKEN:
+        pass  # a broken pool may fail to close its pipes; its processes are gone
 
 
 def _results(tasks: list[PrepareTask], workers: int) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -238,6 +254,12 @@ def _previous_clips(cache_dir: Path, settings: dict[str, int]) -> dict[str, Any]
             f"{cache_dir} was prepared with {old}, not {settings}. A cache holds one setting: choose another "
             f"--out, or delete {cache_dir / MANIFEST_NAME} and {cache_dir / CLIPS_DIR} to prepare it again")
     return manifest["clips"]
+
+
+def _remove_partial_files(cache_dir: Path) -> None:
+    """Delete the temporary files of cache writes that never finished (a killed run or worker)."""
+    for path in (Path(cache_dir) / CLIPS_DIR).glob(".*.tmp"):
+        path.unlink(missing_ok=True)
 
 
 def clip_entry(assembly: Assembly, name: str, fields: dict[str, Any]) -> dict[str, Any]:
@@ -382,6 +404,7 @@ def prepare(source: Path, cache_dir: Path, num_frames: int = 32, size: int = 48,
         write_manifest(cache_dir, build_manifest(assembly, source, entries, settings, complete, summary))
         return summary
 
+    _remove_partial_files(cache_dir)
     write(complete=False)
     last_write = time.monotonic()
     results = _results(tasks, n_workers)
@@ -398,4 +421,5 @@ def prepare(source: Path, cache_dir: Path, num_frames: int = 32, size: int = 48,
         write(complete=False)  # keeps what finished; a re-run does the rest
         raise
     bar.close()
+    _remove_partial_files(cache_dir)
     return write(complete=True)

@@ -223,6 +223,10 @@ class FlakyPool:
     def shutdown(self, **kwargs):
         self.pool.shutdown(**kwargs)
 
+    @property
+    def _processes(self):
+        return self.pool._processes
+
 
 def flaky(monkeypatch, fail_on: set[int], error: BaseException) -> None:
     FlakyPool.calls = 0
@@ -282,6 +286,7 @@ def test_prepare_finishes_when_the_pool_breaks(dataset, tmp_path, monkeypatch, f
     for name, entry in manifest["clips"].items():
         if entry["file"] is not None:
             assert load_clip_cache(out / entry["file"])["faces"].shape == (FRAMES, SIZE, SIZE)
+    assert not list((out / cache.CLIPS_DIR).glob(".*"))  # no partial file of a killed worker left
 
 
 def test_killed_run_keeps_finished_clips_and_resumes(dataset, tmp_path, monkeypatch):
