@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from helpers import SPLITS, TRAITS
+from helpers import TRAITS
 from helpers.archives import ExtractReport, extract_archives, find_archives, walk_files
 
 #: File suffixes taken as clips (lower case); First Impressions ships only .mp4.
