@@ -51,7 +51,7 @@ IOU_HIT = 0.5
 
 @dataclass
 class Pose:
-    """Where the face is in one frame: centre (pixels), width (pixels), roll (degrees), brightness gain; None = absent."""
+    """Where the face is in one frame: centre and width (pixels), roll (degrees), brightness gain."""
 
     center: tuple[float, float]
     width: float
@@ -216,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
           f"+ {faces.ROLLED_RETRIES} rolled, rolls {faces.ANGLES}")
     # Wall time is what the targets are on; CPU time is printed too because this machine
     # may be shared, which stretches wall times but hardly CPU times.
-    print("clip                    face px  (a) s   (b) s  (c) s   c/a     c/b   found  article  usable ok  usable wrong")
+    print("clip                    face px  (a) s   (b) s  (c) s   c/a     c/b   found  article  "
+          "usable ok  usable wrong")
     ok = True
     for name in args.clips:
         r = bench_clip(name, args.repeat, args.fresh)

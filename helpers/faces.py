@@ -42,13 +42,13 @@ from helpers.video import read_uniform_frames
 #: Width (pixels) frames are shrunk to for the first whole-frame look; narrower frames are
 #: not enlarged. 640 keeps a 48 px face of a 1280x720 clip at the cascade's 24 px window;
 #: the cascade's cost is set mostly by the smallest face searched for, and a 640 px frame
-#: costs about a third of the full 720p one. Smaller faces are left to the retry (step c).
+#: costs about half the full 720p one. Smaller faces are left to the retry (step c).
 DETECT_WIDTH = 640
 #: Image-pyramid step of whole-frame searches. Standard Haar settings (not tuned to the
 #: synthetic photo, so they carry over to real faces); 1.2 costs about 60% of 1.1.
 SCALE_FACTOR = 1.2
 #: Pyramid step of the region search, a little finer than the whole frame's: the size range is
-#: narrow (``TRACK_SIZES``), so it costs few levels (6) and lands closer to the face's size.
+#: narrow (``TRACK_SIZES``), so it costs few levels (5) and lands closer to the face's size.
 TRACK_SCALE_FACTOR = 1.15
 #: Overlapping windows that must agree on a face; 5 rather than the article's 6 because a
 #: shrunk frame offers fewer windows per face.
@@ -57,14 +57,14 @@ MIN_NEIGHBORS = 5
 #: clip (a speaker far from the camera), 8 px on 176x144 (raised to the cascade's window).
 MIN_FACE_FRACTION = 1 / 18
 #: Width (pixels, at detection scale) of the smallest face in a whole-frame retry: about 2x
-#: the cascade's 24 px window. Measured on both test photos at 720p: upright faces 40 px wide
-#: are missed at their own resolution and found when enlarged 1.25x (to ~50 px). Frames are
-#: enlarged at most 2x.
+#: the cascade's 24 px window. Measured at 720p: ``grace_hopper.jpg`` 40 px wide was missed at
+#: its own resolution and found enlarged 1.25x; at 45-65 px both photos were found at their
+#: own resolution. 45 px makes the retry of a 720p frame 1.125x its size. At most 2x enlarged.
 RETRY_FACE_PX = 45
 #: Width (pixels, at detection scale) of the expected face in a region search: the region is
 #: resized so that the smallest size searched (0.7 x 48 = 34 px) is well above the 24 px window.
 #: The cascade's cost grows with the pixels and pyramid levels searched: a region 3 face widths
-#: wide at 5 scales costs 2-4 ms here, where a 640 px frame costs ~25 and a 720p one ~50.
+#: wide at 5 scales took ~4-5 ms of CPU here, a 640 px frame ~20-25 and a 720p one ~50.
 TRACK_FACE_PX = 48
 #: Size range searched around the expected face, as multiples of its width: in the benchmark
 #: clip that zooms 80 <-> 200 px in 3.75 s, faces changed by down to 0.71x between sampled frames.
@@ -73,13 +73,15 @@ TRACK_SIZES = (0.7, 1.4)
 #: expected box is the last one moved on at the velocity of the last two detections, so only
 #: the change in motion between sampled frames has to fit in the margin.
 REGION_MARGIN = 1.0
-#: In-plane rotations (degrees, counter-clockwise) tried on a miss. The frontal cascade misses
-#: faces rolled ~20 degrees or more (both test photos); steps of 10 up to 30 leave every roll
-#: up to 35 degrees within 5 of one tried, which covers the tilts of people talking.
+#: In-plane rotations (degrees) tried on a miss. Upright, the frontal cascade found the two test
+#: photos (80-160 px, 640 px detection) in 23 of 24 cases rolled 0-5 degrees, 8 of 12 at 10,
+#: 6 of 12 at 15, 3 of 12 at 20, none at 25-30. Steps of 10 up to 30 leave every roll up to
+#: 35 degrees within 5 of one tried, which covers the tilts of people talking.
 ANGLES = (10.0, -10.0, 20.0, -20.0, 30.0, -30.0)
-#: Whole-frame retries at ``RETRY_FACE_PX`` per clip: each costs about as much as decoding
-#: 40-60 frames of a 720p clip, so 8 of them (a quarter of 32 sampled frames) bound the cost of
-#: clips where the face is hard to find. Region searches are cheap and not counted.
+#: Whole-frame retries at ``RETRY_FACE_PX`` per clip, made only while no face is followed:
+#: each costs about as much as decoding 40 frames of a 720p clip, so 8 of them (a quarter of 32
+#: sampled frames) bound the cost of clips where the face is hard to find. Region searches
+#: are cheap and not counted.
 FULL_FRAME_RETRIES = 8
 #: Whole-frame searches rolled by ``ANGLES`` per clip, made only while no face is followed (once
 #: one is, the region step tries the rolls near it, and the backward pass reaches frames before
@@ -89,6 +91,9 @@ ROLLED_RETRIES = 6
 #: the followed face: the speaker is the face nearest the camera, but a face of about the
 #: same size (someone beside them, a poster) must not make the crops jump between people.
 SWITCH_RATIO = 1.5
+#: A whole-frame box is the followed face when its centre is within this many face widths of
+#: the expected box (it was missed near there, so it may have moved more than the region allows).
+FOLLOW_DISTANCE = 2.5
 #: Longest gap (seconds of video) between two detections of the same face that is bridged by
 #: interpolation: heads of people talking move smoothly over a second or so, while someone who
 #: leaves the frame and comes back is away for longer. On 15 s clips sampled at 32 frames
@@ -137,8 +142,9 @@ class Detector(Protocol):
 
     ``name`` and ``settings`` identify it (a cache records them); ``window`` is the smallest
     face (pixels) it can find, which sets the resolutions it is given. Calling it on a 2-D
-    uint8 frame, optionally with a ``region`` (x, y, w, h) to search and the face sizes
-    (pixels) to look for, returns float [k, 4] boxes x, y, w, h in that frame's pixels.
+    uint8 frame, optionally with a ``region`` (x, y, w, h) to search, the face sizes (pixels)
+    to look for and a pyramid step (for detectors that have one; others ignore it), returns
+    float [k, 4] boxes x, y, w, h in that frame's pixels.
     """
 
     name: str
@@ -212,9 +218,10 @@ def search(detector: Detector, gray: np.ndarray, region=None, scale: float = 1.0
            min_size: float = 0.0, max_size: float | None = None, scale_factor: float | None = None) -> np.ndarray:
     """Run ``detector`` on ``region`` of ``gray`` resized by ``scale`` and rotated by ``angle`` degrees.
 
-    Sizes are in frame pixels. Boxes come back in frame pixels: a face found on the rotated
-    image keeps its size, centred where its centre maps back (an upright box around the
-    tilted face, as ``helpers.synthetic.place_face`` defines the true box).
+    The rotation is OpenCV's (counter-clockwise for positive angles), so it sets upright a face
+    rolled by ``-angle``. Sizes are in frame pixels. Boxes come back in frame pixels: a face
+    found on the rotated image keeps its size, centred where its centre maps back (an
+    upright box around the tilted face, as ``helpers.synthetic.place_face`` defines the true box).
     """
     x0, y0, x1, y1 = _region_slice(gray.shape, region)
     if x1 - x0 < 2 or y1 - y0 < 2:
@@ -304,11 +311,6 @@ def expected_box(before, last, t_before: float, t_last: float, t: float) -> np.n
     if length > limit:
         move *= limit / length
     return np.concatenate([last[:2] + move, last[2:]])
-
-
-#: A whole-frame box is the followed face when its centre is within this many face widths of
-#: the expected box (it was missed near there, so it may have moved more than the region allows).
-FOLLOW_DISTANCE = 2.5
 
 
 def pick_followed(boxes: np.ndarray, expected) -> np.ndarray | None:
