@@ -1,48 +1,110 @@
-"""Detect, trim and crop faces: video -> ``FaceSequence`` of 48x48 grayscale crops.
+"""Detect, follow, trim and crop faces: video -> ``FaceSequence`` of 48x48 grayscale crops.
 
 ``video_to_faces(path)`` does the whole step; the smaller functions are public so the
 notebooks can show each stage (and draw the boxes):
 
 1. ``helpers.video.read_uniform_frames``: ``num_frames`` grayscale frames spread over the clip.
-2. ``detect_faces``: OpenCV's frontal-face Haar cascade on a frame shrunk to
-   ``DETECT_WIDTH`` pixels wide; boxes mapped back to full-frame pixels.
-3. ``largest_box``: keep the largest face (the speaker, nearest the camera);
-   ``find_face`` does 2-3, looking again with a finer pyramid only if nothing was found.
-4. ``fill_missing_boxes``: frames without a detection borrow the nearest detected box.
-5. ``trim_box`` + ``crop_face``: trim the box margins as the original article does, then
+2. ``follow_face``: per sampled frame, in this order (each step's numbers are on its constant):
+   a. once a face is known, search a region around where it should be at scales near its
+      size, upright and then rolled by ``ANGLES`` (a tilted head is a rotated face);
+   b. otherwise (or on a miss) the whole frame shrunk to ``DETECT_WIDTH``;
+   c. on a miss, within per-clip budgets (``FULL_FRAME_RETRIES``, ``ROLLED_RETRIES``): the whole
+      frame again at a resolution where the smallest face looked for is ``RETRY_FACE_PX`` wide,
+      then (while no face is followed) rolled;
+   d. backward: frames just before a detection get step a from it.
+   The followed face is the largest at its first detection; see ``pick_followed`` for when
+   it switches to another face.
+3. ``interpolate_boxes``: frames between two detections of the same face less than
+   ``MAX_GAP_SECONDS`` apart get an interpolated box; frames within
+   ``MAX_EXTRAPOLATE_SECONDS`` of the first/last detection keep that box. Those and the
+   detected frames are ``usable``; the rest borrow the nearest box only to keep shapes.
+4. ``trim_box`` + ``crop_face``: trim the box margins as the original article does, then
    crop and resize to ``size`` x ``size``.
 
-Compared with the article (every frame, full-resolution Haar), detecting only the
-sampled frames at reduced resolution is over 15x faster; see ``benchmarks/bench_faces.py``.
+The detector is a seam (``Detector``): ``HaarDetector`` (OpenCV's frontal-face cascade) is
+the default. Compared with the article (every frame, full-resolution Haar), detecting only
+the sampled frames, small and near the last face, is over 15x faster; see
+``benchmarks/bench_faces.py``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Protocol
 
 import cv2
 import numpy as np
 
 from helpers.video import read_uniform_frames
 
-#: Width (pixels) frames are shrunk to before detection; narrower frames are not enlarged.
-#: 640 keeps an 80 px face of a 1280x720 clip at 40 px, well above the cascade's 24 px
-#: window. Measured on the benchmark clip, 480 px missed 4% of faces (mostly 80-90 px ones)
-#: for little saving: the cascade's cost is set mostly by the smallest face searched for.
+#: Width (pixels) frames are shrunk to for the first whole-frame look; narrower frames are
+#: not enlarged. 640 keeps a 48 px face of a 1280x720 clip at the cascade's 24 px window;
+#: the cascade's cost is set mostly by the smallest face searched for, and a 640 px frame
+#: costs about half the full 720p one. Smaller faces are left to the retry (step c).
 DETECT_WIDTH = 640
-#: Image-pyramid step of the first, fast look. Standard Haar settings (not tuned to the
+#: Image-pyramid step of whole-frame searches. Standard Haar settings (not tuned to the
 #: synthetic photo, so they carry over to real faces); 1.2 costs about 60% of 1.1.
 SCALE_FACTOR = 1.2
-#: Finer step of the second look, made only on frames where the first found nothing.
-RETRY_SCALE_FACTOR = 1.1
+#: Pyramid step of the region search, a little finer than the whole frame's: the size range is
+#: narrow (``TRACK_SIZES``), so it costs few levels (5) and lands closer to the face's size.
+TRACK_SCALE_FACTOR = 1.15
 #: Overlapping windows that must agree on a face; 5 rather than the article's 6 because a
 #: shrunk frame offers fewer windows per face.
 MIN_NEIGHBORS = 5
-#: Smallest face searched for, as a fraction of the frame's shorter side: the article's
-#: 48 px on 720p clips; never below the cascade's 24 px window at detection scale.
-MIN_FACE_FRACTION = 1 / 15
+#: Smallest face looked for, as a fraction of the frame's shorter side: 40 px on a 720p
+#: clip (a speaker far from the camera), 8 px on 176x144 (raised to the cascade's window).
+MIN_FACE_FRACTION = 1 / 18
+#: Width (pixels, at detection scale) of the smallest face in a whole-frame retry: about 2x
+#: the cascade's 24 px window. Measured at 720p: ``grace_hopper.jpg`` 40 px wide was missed at
+#: its own resolution and found enlarged 1.25x; at 45-65 px both photos were found at their
+#: own resolution. 45 px makes the retry of a 720p frame 1.125x its size. At most 2x enlarged.
+RETRY_FACE_PX = 45
+#: Width (pixels, at detection scale) of the expected face in a region search: the region is
+#: resized so that the smallest size searched (0.7 x 48 = 34 px) is well above the 24 px window.
+#: The cascade's cost grows with the pixels and pyramid levels searched: a region 3 face widths
+#: wide at 5 scales took ~4-5 ms of CPU here, a 640 px frame ~20-25 and a 720p one ~50.
+TRACK_FACE_PX = 48
+#: Size range searched around the expected face, as multiples of its width: in the benchmark
+#: clip that zooms 80 <-> 200 px in 3.75 s, faces changed by down to 0.71x between sampled frames.
+TRACK_SIZES = (0.7, 1.4)
+#: Margin around the expected box searched in the region step, in face widths each side. The
+#: expected box is the last one moved on at the velocity of the last two detections, so only
+#: the change in motion between sampled frames has to fit in the margin.
+REGION_MARGIN = 1.0
+#: In-plane rotations (degrees) tried on a miss. Upright, the frontal cascade found the two test
+#: photos (80-160 px, 640 px detection) in 23 of 24 cases rolled 0-5 degrees, 8 of 12 at 10,
+#: 6 of 12 at 15, 3 of 12 at 20, none at 25-30. Steps of 10 up to 30 leave every roll up to
+#: 35 degrees within 5 of one tried, which covers the tilts of people talking.
+ANGLES = (10.0, -10.0, 20.0, -20.0, 30.0, -30.0)
+#: Whole-frame retries at ``RETRY_FACE_PX`` per clip, made only while no face is followed:
+#: each costs about as much as decoding 40 frames of a 720p clip, so 8 of them (a quarter of 32
+#: sampled frames) bound the cost of clips where the face is hard to find. Region searches
+#: are cheap and not counted.
+FULL_FRAME_RETRIES = 8
+#: Whole-frame searches rolled by ``ANGLES`` per clip, made only while no face is followed (once
+#: one is, the region step tries the rolls near it, and the backward pass reaches frames before
+#: it): one frame's worth, for clips whose face is tilted from the start.
+ROLLED_RETRIES = 6
+#: A whole-frame search switches to another face only when it is this many times wider than
+#: the followed face: the speaker is the face nearest the camera, but a face of about the
+#: same size (someone beside them, a poster) must not make the crops jump between people.
+SWITCH_RATIO = 1.5
+#: A whole-frame box is the followed face when its centre is within this many face widths of
+#: the expected box (it was missed near there, so it may have moved more than the region allows).
+FOLLOW_DISTANCE = 2.5
+#: Longest gap (seconds of video) between two detections of the same face that is bridged by
+#: interpolation: heads of people talking move smoothly over a second or so, while someone who
+#: leaves the frame and comes back is away for longer. On 15 s clips sampled at 32 frames
+#: (0.47 s apart) this bridges up to two missed frames in a row, never three.
+MAX_GAP_SECONDS = 1.5
+#: How far (seconds of video) before the clip's first / after its last detection that box is
+#: kept: about one sampling step of a 15 s clip. Clips are cut around a person talking, so a
+#: miss on the first or last sampled frame is more likely the detector's than the person's;
+#: nothing says where the face went, so the box is held (not extrapolated) and only briefly.
+#: Inside the clip, a track ending without a bridge is not extended: the person may have left.
+MAX_EXTRAPOLATE_SECONDS = 0.5
 #: Margins trimmed from a detected box before cropping, as in the article: Haar boxes
 #: include some background at the sides and forehead above the face.
 TRIM_SIDES = 0.075  # of the box width, from the left and from the right
@@ -58,10 +120,13 @@ class FaceSequence:
 
     #: uint8 [n, size, size] grayscale face crops.
     faces: np.ndarray
-    #: bool [n]: True only where that frame had a detection (others were filled, see ``fill_missing_boxes``).
+    #: bool [n]: True only where the detector fired on the followed face in that frame.
     found: np.ndarray
-    #: float [n, 4] x, y, w, h in original-frame pixels: the (untrimmed) detection box used for
-    #: each crop; the crop itself is ``trim_box`` of it.
+    #: bool [n]: True where the crop is trusted as the followed face: ``found``, or a box
+    #: interpolated/held within ``MAX_GAP_SECONDS`` / ``MAX_EXTRAPOLATE_SECONDS``. Train on these.
+    usable: np.ndarray
+    #: float [n, 4] x, y, w, h in original-frame pixels: the (untrimmed) box used for each
+    #: crop; the crop itself is ``trim_box`` of it. Rows not ``usable`` borrow the nearest box.
     boxes: np.ndarray
     #: int [n]: which frame of the clip each row came from.
     frame_indices: np.ndarray
@@ -70,6 +135,24 @@ class FaceSequence:
 
     def __len__(self) -> int:
         return len(self.faces)
+
+
+class Detector(Protocol):
+    """What ``video_to_faces`` needs of a face detector.
+
+    ``name`` and ``settings`` identify it (a cache records them); ``window`` is the smallest
+    face (pixels) it can find, which sets the resolutions it is given. Calling it on a 2-D
+    uint8 frame, optionally with a ``region`` (x, y, w, h) to search, the face sizes (pixels)
+    to look for and a pyramid step (for detectors that have one; others ignore it), returns
+    float [k, 4] boxes x, y, w, h in that frame's pixels.
+    """
+
+    name: str
+    settings: dict
+    window: int
+
+    def __call__(self, gray: np.ndarray, region=None, min_size: float | None = None,
+                 max_size: float | None = None, scale_factor: float | None = None) -> np.ndarray: ...
 
 
 @lru_cache(maxsize=1)
@@ -89,6 +172,84 @@ def load_face_cascade() -> cv2.CascadeClassifier:
     return cascade
 
 
+def _region_slice(shape: tuple[int, int], region) -> tuple[int, int, int, int]:
+    """Integer bounds x0, y0, x1, y1 of ``region`` (x, y, w, h) clipped to a frame of ``shape``."""
+    height, width = shape
+    if region is None:
+        return 0, 0, width, height
+    x, y, w, h = (float(v) for v in region)
+    x0, y0 = max(0, int(np.floor(x))), max(0, int(np.floor(y)))
+    return x0, y0, max(x0, min(width, int(np.ceil(x + w)))), max(y0, min(height, int(np.ceil(y + h))))
+
+
+@dataclass
+class HaarDetector:
+    """OpenCV's frontal-face Haar cascade (``haarcascade_frontalface_default.xml``) as a ``Detector``."""
+
+    scale_factor: float = SCALE_FACTOR
+    min_neighbors: int = MIN_NEIGHBORS
+    name: str = field(default="haar-frontalface-default", init=False)
+    window: int = field(default=_CASCADE_WINDOW, init=False)
+
+    @property
+    def settings(self) -> dict:
+        return {"cascade": _CASCADE_FILE, "scale_factor": self.scale_factor, "min_neighbors": self.min_neighbors,
+                "opencv": cv2.__version__}
+
+    def __call__(self, gray: np.ndarray, region=None, min_size: float | None = None,
+                 max_size: float | None = None, scale_factor: float | None = None) -> np.ndarray:
+        """Faces in ``gray`` (inside ``region`` if given), ``min_size``..``max_size`` px wide: float [k, 4]."""
+        x0, y0, x1, y1 = _region_slice(gray.shape, region)
+        patch = gray[y0:y1, x0:x1]
+        min_side = max(self.window, int(round(min_size or 0)))
+        if min(patch.shape, default=0) < min_side:
+            return np.zeros((0, 4), np.float64)
+        found = load_face_cascade().detectMultiScale(
+            patch, scaleFactor=scale_factor or self.scale_factor, minNeighbors=self.min_neighbors,
+            minSize=(min_side, min_side),
+            maxSize=(int(max_size), int(max_size)) if max_size else None,
+        )
+        if len(found) == 0:
+            return np.zeros((0, 4), np.float64)
+        return np.asarray(found, np.float64) + (x0, y0, 0, 0)
+
+
+def search(detector: Detector, gray: np.ndarray, region=None, scale: float = 1.0, angle: float = 0.0,
+           min_size: float = 0.0, max_size: float | None = None, scale_factor: float | None = None) -> np.ndarray:
+    """Run ``detector`` on ``region`` of ``gray`` resized by ``scale`` and rotated by ``angle`` degrees.
+
+    The rotation is OpenCV's (counter-clockwise for positive angles), so it sets upright a face
+    rolled by ``-angle``. Sizes are in frame pixels. Boxes come back in frame pixels: a face
+    found on the rotated image keeps its size, centred where its centre maps back (an
+    upright box around the tilted face, as ``helpers.synthetic.place_face`` defines the true box).
+    """
+    x0, y0, x1, y1 = _region_slice(gray.shape, region)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return np.zeros((0, 4), np.float64)
+    patch = gray[y0:y1, x0:x1]
+    if scale != 1.0:
+        size = (max(1, round(patch.shape[1] * scale)), max(1, round(patch.shape[0] * scale)))
+        # INTER_AREA averages pixels when shrinking (no aliasing); linear when enlarging.
+        patch = cv2.resize(patch, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    sx, sy = (x1 - x0) / patch.shape[1], (y1 - y0) / patch.shape[0]
+    rot = None
+    if angle:
+        h, w = patch.shape
+        rot = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+        patch = cv2.warpAffine(patch, rot, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    mean_scale = (sx + sy) / 2
+    boxes = detector(patch, min_size=min_size / mean_scale,
+                     max_size=max_size / mean_scale if max_size else None, scale_factor=scale_factor)
+    if len(boxes) == 0:
+        return np.zeros((0, 4), np.float64)
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    if rot is not None:
+        centres = boxes[:, :2] + boxes[:, 2:] / 2
+        back = cv2.transform(centres[None].astype(np.float64), cv2.invertAffineTransform(rot))[0]
+        boxes = np.column_stack([back - boxes[:, 2:] / 2, boxes[:, 2:]])
+    return boxes * (sx, sy, sx, sy) + (x0, y0, 0, 0)
+
+
 def detect_faces(
     gray: np.ndarray,
     detect_width: int = DETECT_WIDTH,
@@ -102,19 +263,9 @@ def detect_faces(
     """
     if gray.ndim != 2:
         raise ValueError(f"detect_faces wants a 2-D grayscale frame, got shape {gray.shape}")
-    height, width = gray.shape
-    small = gray
-    if width > detect_width:
-        # INTER_AREA averages pixels, so the small frame keeps the face's detail without aliasing.
-        small = cv2.resize(gray, (detect_width, max(1, round(height * detect_width / width))), interpolation=cv2.INTER_AREA)
-    sx, sy = width / small.shape[1], height / small.shape[0]
-    min_side = max(_CASCADE_WINDOW, round(min_face_fraction * min(small.shape)))
-    found = load_face_cascade().detectMultiScale(
-        small, scaleFactor=scale_factor, minNeighbors=min_neighbors, minSize=(min_side, min_side)
-    )
-    if len(found) == 0:
-        return np.zeros((0, 4), np.float64)
-    return np.asarray(found, np.float64) * (sx, sy, sx, sy)
+    scale = min(1.0, detect_width / gray.shape[1])
+    detector = HaarDetector(scale_factor, min_neighbors)
+    return search(detector, gray, scale=scale, min_size=min_face_fraction * min(gray.shape))
 
 
 def largest_box(boxes: np.ndarray) -> np.ndarray | None:
@@ -125,17 +276,216 @@ def largest_box(boxes: np.ndarray) -> np.ndarray | None:
     return boxes[int(np.argmax(boxes[:, 2] * boxes[:, 3]))]
 
 
-def find_face(gray: np.ndarray) -> np.ndarray | None:
-    """The largest face in a grayscale frame (x, y, w, h in frame pixels), or None.
+def find_face(gray: np.ndarray, detector: Detector | None = None) -> np.ndarray | None:
+    """The largest face in one grayscale frame (x, y, w, h in frame pixels), or None.
 
-    Looks with the coarse pyramid step ``SCALE_FACTOR`` first and, only when that finds
-    nothing, again with the finer ``RETRY_SCALE_FACTOR``: hard frames (small or blurred
-    faces) cost more, the rest do not.
+    The whole-frame steps of ``follow_face`` without a budget: shrunk to ``DETECT_WIDTH``
+    first; on a miss at ``RETRY_FACE_PX`` resolution, then rolled by ``ANGLES``.
     """
-    box = largest_box(detect_faces(gray))
-    if box is None:
-        box = largest_box(detect_faces(gray, scale_factor=RETRY_SCALE_FACTOR))
-    return box
+    return _FaceFollower(detector or HaarDetector(), gray.shape, budget=False).whole_frame(gray, None)
+
+
+def region_around(box, shape: tuple[int, int], margin: float = REGION_MARGIN) -> np.ndarray:
+    """The region (x, y, w, h) ``margin`` box widths around ``box`` on each side, clipped to the frame."""
+    x, y, w, h = (float(v) for v in box)
+    m = margin * w
+    x0, y0 = max(0.0, x - m), max(0.0, y - m)
+    x1, y1 = min(float(shape[1]), x + w + m), min(float(shape[0]), y + h + m)
+    return np.array([x0, y0, max(0.0, x1 - x0), max(0.0, y1 - y0)])
+
+
+def expected_box(before, last, t_before: float, t_last: float, t: float) -> np.ndarray:
+    """Where the followed face should be at time ``t``: ``last`` moved on at the pace since ``before``.
+
+    Only the position moves (a size change reverses too often to extrapolate; the region
+    step searches ``TRACK_SIZES`` around it), by at most one face width per sampling step, so
+    a jittery pair of detections cannot throw the search far away. ``before`` None: ``last``.
+    """
+    last = np.asarray(last, np.float64)
+    if before is None or t_last <= t_before:
+        return last.copy()
+    steps = (t - t_last) / (t_last - t_before)
+    move = (last[:2] - np.asarray(before, np.float64)[:2]) * steps
+    limit = last[2] * max(1.0, steps)
+    length = float(np.hypot(*move))
+    if length > limit:
+        move *= limit / length
+    return np.concatenate([last[:2] + move, last[2:]])
+
+
+def pick_followed(boxes: np.ndarray, expected) -> np.ndarray | None:
+    """Which of a whole-frame search's ``boxes`` is the followed face, or None.
+
+    The rule: with no face followed yet (``expected`` None), the largest. Otherwise a box
+    ``SWITCH_RATIO`` (1.5) times wider than the expected face is taken (a clearly larger face
+    is the speaker now); failing that, the box nearest the expected one among those within
+    ``FOLLOW_DISTANCE`` widths of it and less than ``SWITCH_RATIO`` times larger or smaller;
+    failing that, None: a stranger who is not clearly larger is not the person followed.
+    """
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    if len(boxes) == 0:
+        return None
+    widest = largest_box(boxes)
+    if expected is None:
+        return widest
+    ex, ey, ew, eh = (float(v) for v in expected)
+    if widest[2] >= SWITCH_RATIO * ew:
+        return widest
+    centres = boxes[:, :2] + boxes[:, 2:] / 2
+    distance = np.hypot(*(centres - (ex + ew / 2, ey + eh / 2)).T)
+    ratio = boxes[:, 2] / ew
+    same = (distance <= FOLLOW_DISTANCE * ew) & (ratio > 1 / SWITCH_RATIO)
+    if not same.any():
+        return None
+    return boxes[int(np.argmin(np.where(same, distance, np.inf)))]
+
+
+class _FaceFollower:
+    """The per-frame searches of ``follow_face``, holding the retry budget and the last roll."""
+
+    def __init__(self, detector: Detector, shape: tuple[int, int], budget: bool = True):
+        self.detector, self.shape = detector, shape
+        self.retries = FULL_FRAME_RETRIES if budget else None
+        self.rolled = ROLLED_RETRIES if budget else None
+        self.min_face = max(MIN_FACE_FRACTION * min(shape), 1.0)
+        self.angle = 0.0  # roll that last found the face: tried first next time
+
+    def in_region(self, gray: np.ndarray, expected, near: bool | None = None) -> np.ndarray | None:
+        """Step a: the face near ``expected``, at sizes ``TRACK_SIZES`` of it, upright and rolled.
+
+        Rolls are tried from the one that found the face last time (heads stay tilted for a
+        while). ``near`` True: only rolls within 10 degrees of it; False: only the others; None: all.
+        """
+        w = float(expected[2])
+        region = region_around(expected, self.shape)
+        scale = min(2.0, TRACK_FACE_PX / w * self.detector.window / _CASCADE_WINDOW)
+        low, high = TRACK_SIZES[0] * w, TRACK_SIZES[1] * w
+        centre = np.asarray(expected[:2], np.float64) + np.asarray(expected[2:], np.float64) / 2
+        angles = sorted({0.0, *ANGLES}, key=lambda a: (abs(a - self.angle), abs(a)))
+        if near is not None:
+            angles = [a for a in angles if (abs(a - self.angle) <= 10) == near]
+        for angle in angles:
+            boxes = search(self.detector, gray, region, scale, angle, low, high, TRACK_SCALE_FACTOR)
+            if len(boxes):
+                self.angle = angle
+                distance = np.hypot(*(boxes[:, :2] + boxes[:, 2:] / 2 - centre).T)
+                return boxes[int(np.argmin(distance))]
+        return None
+
+    def _spend(self, kind: str) -> bool:
+        """Take one retry of ``kind`` ("retries" or "rolled") from the clip's budget, if any is left."""
+        left = getattr(self, kind)
+        if left is not None:
+            if left <= 0:
+                return False
+            setattr(self, kind, left - 1)
+        return True
+
+    def whole_frame(self, gray: np.ndarray, expected) -> np.ndarray | None:
+        """Steps b-c: the whole frame shrunk to ``DETECT_WIDTH``, then (within the budget) finer,
+        then (with no face followed yet) rolled."""
+        first_scale = min(1.0, DETECT_WIDTH / self.shape[1])
+        box = pick_followed(search(self.detector, gray, None, first_scale, 0.0, self.min_face), expected)
+        if box is not None:
+            return box
+        # Where the smallest face looked for is RETRY_FACE_PX wide; at most 2x enlarged.
+        retry_scale = min(2.0, max(first_scale, RETRY_FACE_PX / self.min_face))
+        # Only while no face is followed: with one, the region step already searched where it should be.
+        if expected is None and retry_scale > first_scale * 1.05 and self._spend("retries"):
+            box = pick_followed(search(self.detector, gray, None, retry_scale, 0.0, self.min_face), expected)
+            if box is not None:
+                return box
+        for angle in ANGLES if expected is None else ():
+            if not self._spend("rolled"):
+                break
+            box = pick_followed(search(self.detector, gray, None, first_scale, angle, self.min_face), expected)
+            if box is not None:
+                self.angle = angle
+                return box
+        return None
+
+
+def follow_face(frames: np.ndarray, times: np.ndarray, detector: Detector | None = None,
+                budget: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Detect and follow one face through grayscale frames [n, h, w] taken at ``times`` (seconds).
+
+    Returns (boxes float [n, 4], NaN where not found; track int [n], -1 where not found).
+    Forward, each frame: the region step (``_FaceFollower.in_region``) around where the face
+    should be, then the whole-frame steps. After an absence longer than ``MAX_GAP_SECONDS`` the
+    person may have gone, so the next detection starts a new track: a face where the followed
+    one was last seen, else the largest face. So does a switch to a clearly larger face
+    (``pick_followed``). Then backward:
+    frames still without a face, at most ``MAX_GAP_SECONDS`` before a detection, get the
+    region step from it (a clip that starts with a tilted or small face is found from the
+    frames after). ``track`` numbers the segments: interpolation never joins two.
+    """
+    n = len(frames)
+    boxes, track = np.full((n, 4), np.nan), np.full(n, -1, np.int64)
+    if n == 0:
+        return boxes, track
+    times = np.asarray(times, np.float64)
+    follower = _FaceFollower(detector or HaarDetector(), frames.shape[1:3], budget)
+    hits: list[int] = []  # rows of the current track, latest last
+    current = -1
+    for i, gray in enumerate(frames):
+        live = bool(hits) and times[i] - times[hits[-1]] <= MAX_GAP_SECONDS
+        expected = None
+        if live:
+            before = boxes[hits[-2]] if len(hits) > 1 else None
+            t_before = times[hits[-2]] if len(hits) > 1 else 0.0
+            expected = expected_box(before, boxes[hits[-1]], t_before, times[hits[-1]], times[i])
+        # After a long absence, look first where the face was last seen (cheap, and usually
+        # where the person comes back); a face found there still starts a new track.
+        near = expected if live else boxes[hits[-1]] if hits else None
+        # The roll it had and those next to it; then the whole frame (the face may have moved
+        # further than the region); then the other rolls (it may have tilted further).
+        box = follower.in_region(gray, near, near=True) if near is not None else None
+        new_track = not live
+        if box is None:
+            box = follower.whole_frame(gray, expected)
+            new_track = new_track or (box is not None and box[2] >= SWITCH_RATIO * expected[2])
+        if box is None and near is not None:
+            box = follower.in_region(gray, near, near=False)
+        if box is not None:
+            if new_track:  # a first face, one after a long absence, or a clearly larger one
+                current, hits = current + 1, []
+            boxes[i], track[i] = box, current
+            hits.append(i)
+    for i in range(n - 2, -1, -1):
+        j = i + 1
+        if track[i] < 0 and track[j] >= 0 and times[j] - times[i] <= MAX_GAP_SECONDS:
+            box = follower.in_region(frames[i], boxes[j])
+            if box is not None:
+                boxes[i], track[i] = box, track[j]
+    return boxes, track
+
+
+def interpolate_boxes(boxes: np.ndarray, track: np.ndarray, times: np.ndarray,
+                      max_gap: float = MAX_GAP_SECONDS, max_extrapolate: float = MAX_EXTRAPOLATE_SECONDS
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Fill rows without a detection where that is safe: (boxes [n, 4], usable bool [n]).
+
+    Between two detections of the same track at most ``max_gap`` seconds apart: linear in
+    time. Within ``max_extrapolate`` seconds before the clip's first / after its last
+    detection: that detection's box, held. Everything else (a gap too long, or between two
+    tracks) stays NaN and not usable.
+    """
+    boxes = np.array(boxes, np.float64).reshape(-1, 4)
+    times = np.asarray(times, np.float64)
+    usable = np.asarray(track) >= 0
+    hits = np.flatnonzero(usable)
+    for a, b in zip(hits[:-1], hits[1:]):
+        if b - a > 1 and track[a] == track[b] and times[b] - times[a] <= max_gap:
+            t = ((times[a + 1:b] - times[a]) / (times[b] - times[a]))[:, None]
+            boxes[a + 1:b] = boxes[a] * (1 - t) + boxes[b] * t
+            usable[a + 1:b] = True
+    if len(hits):
+        # Only at the clip's ends: inside the clip, a track that ends unbridged is someone leaving.
+        ends = (times < times[hits[0]]) & (times >= times[hits[0]] - max_extrapolate)
+        boxes[ends], usable[ends] = boxes[hits[0]], True
+        ends = (times > times[hits[-1]]) & (times <= times[hits[-1]] + max_extrapolate)
+        boxes[ends], usable[ends] = boxes[hits[-1]], True
+    return boxes, usable
 
 
 def trim_box(box, sides: float = TRIM_SIDES, top: float = TRIM_TOP) -> np.ndarray:
@@ -161,6 +511,7 @@ def fill_missing_boxes(boxes: np.ndarray, found: np.ndarray) -> np.ndarray:
 
     "Nearest" counts rows (sampled positions), not frame numbers; a tie goes to the
     earlier row. Rows stay NaN if no row was found. Returns a new float [n, 4] array.
+    Used only so that rows that are not ``usable`` still have a crop of the right shape.
     """
     boxes = np.array(boxes, np.float64).reshape(-1, 4)
     found = np.asarray(found, bool)
@@ -179,34 +530,37 @@ def fallback_box(width: int, height: int) -> np.ndarray:
     return np.array([(width - side) / 2, (height - side) / 2, side, side], np.float64)
 
 
-def frames_to_faces(frames: np.ndarray, frame_indices, fps: float, size: int = 48) -> FaceSequence:
-    """Detect, fill, trim and crop faces in grayscale frames [n, h, w] (see ``video_to_faces``)."""
+def frames_to_faces(frames: np.ndarray, frame_indices, fps: float, size: int = 48,
+                    detector: Detector | None = None) -> FaceSequence:
+    """Detect, follow, fill, trim and crop faces in grayscale frames [n, h, w] (see ``video_to_faces``)."""
+    frames = np.asarray(frames)
     n = len(frames)
-    boxes = np.full((n, 4), np.nan)
-    found = np.zeros(n, bool)
-    for i, frame in enumerate(frames):
-        box = find_face(frame)
-        if box is not None:
-            boxes[i], found[i] = box, True
-    if found.any():
-        boxes = fill_missing_boxes(boxes, found)
+    frame_indices = np.asarray(frame_indices, np.int64)
+    times = frame_indices / float(fps)
+    detected, track = follow_face(frames, times, detector)
+    found = track >= 0
+    boxes, usable = interpolate_boxes(detected, track, times)
+    if usable.any():
+        boxes = fill_missing_boxes(boxes, usable)
     elif n:
-        # No face anywhere: crop a fixed region so shapes stay right; ``found`` says the crops are not faces.
+        # No face anywhere: crop a fixed region so shapes stay right; ``usable`` says the crops are not faces.
         boxes[:] = fallback_box(frames.shape[2], frames.shape[1])
     faces = np.zeros((n, size, size), np.uint8)
     for i, frame in enumerate(frames):
         faces[i] = crop_face(frame, trim_box(boxes[i]), size)
-    return FaceSequence(faces, found, boxes, np.asarray(frame_indices, np.int64), float(fps))
+    return FaceSequence(faces, found, usable, boxes, frame_indices, float(fps))
 
 
-def video_to_faces(path: str | Path, num_frames: int = 32, size: int = 48) -> FaceSequence:
+def video_to_faces(path: str | Path, num_frames: int = 32, size: int = 48,
+                   detector: Detector | None = None) -> FaceSequence:
     """Face crops of ``num_frames`` frames sampled uniformly over the clip at ``path``.
 
-    Clips with fewer frames give each frame once (fewer rows). Each sampled frame keeps its
-    largest detected face; frames with none are filled from the nearest detected frame
-    (``fill_missing_boxes``) and have ``found`` False. If no frame has a face, ``found`` is
-    all False and the crops come from ``fallback_box`` (the centred square). Unreadable
-    files raise ``helpers.video.VideoReadError`` naming the file.
+    Clips with fewer frames give each frame once (fewer rows). One face is followed
+    (``follow_face``): ``found`` marks frames where the detector fired on it, ``usable`` those
+    plus frames bridged within the limits of ``interpolate_boxes``. If no frame has a face,
+    both are all False and the crops come from ``fallback_box`` (the centred square).
+    ``detector`` defaults to ``HaarDetector()``. Unreadable files raise
+    ``helpers.video.VideoReadError`` naming the file.
     """
     frames, indices, info = read_uniform_frames(path, num_frames, grayscale=True)
-    return frames_to_faces(frames, indices, info.fps, size)
+    return frames_to_faces(frames, indices, info.fps, size, detector)

@@ -177,3 +177,49 @@ def write_video(path: str | Path, frames, fps: float, fourcc: str = "mp4v") -> i
         if writer is not None:
             writer.release()
     return count
+
+
+# --- A second real face, for tests and benchmarks of helpers.faces ---------------------
+
+#: Face box (x, y, w, h) of the frontal-face Haar cascade in scikit-image's ``astronaut.png``
+#: (512x512), measured as ``PHOTO_FACE_BOX`` is (scaleFactor 1.1, minNeighbors 6).
+ASTRONAUT_FACE_BOX: tuple[int, int, int, int] = (177, 66, 95, 95)
+
+
+def astronaut_photo_path() -> Path:
+    """Path of ``astronaut.png`` inside the installed scikit-image (a test/benchmark dependency).
+
+    NASA's portrait of astronaut Eileen Collins; scikit-image's ``data.astronaut`` says: "No
+    known copyright restrictions, released into the public domain". Found without importing
+    scikit-image.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("skimage")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError('the second face photo ships with scikit-image: pip install "scikit-image>=0.22"')
+    return Path(next(iter(spec.submodule_search_locations))) / "data" / "astronaut.png"
+
+
+def align_face_photo(photo: np.ndarray, face_box: tuple[int, int, int, int]) -> np.ndarray:
+    """``photo`` scaled and shifted onto a 600x512 canvas so its face lies on ``PHOTO_FACE_BOX``.
+
+    Gives any portrait the bundled photo's geometry, so ``place_face(..., photo=...)`` works on it.
+    """
+    x, y, w, h = face_box
+    tx, ty, tw, th = PHOTO_FACE_BOX
+    sx, sy = tw / w, th / h
+    affine = np.float32([[sx, 0, tx - x * sx], [0, sy, ty - y * sy]])
+    return cv2.warpAffine(photo, affine, (512, 600), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+@lru_cache(maxsize=1)
+def load_astronaut_photo() -> np.ndarray:
+    """``astronaut.png`` as BGR uint8, aligned by ``align_face_photo`` (600 x 512 x 3), read once."""
+    path = astronaut_photo_path()
+    photo = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if photo is None:
+        raise FileNotFoundError(f"could not read the face photo {path}; reinstall scikit-image")
+    aligned = align_face_photo(photo, ASTRONAUT_FACE_BOX)
+    aligned.setflags(write=False)
+    return aligned

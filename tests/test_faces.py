@@ -1,4 +1,8 @@
-"""Tests for helpers.faces: detection, trimming, cropping, filling and video_to_faces."""
+"""Tests for helpers.faces: detection, following, interpolation, trimming, cropping and video_to_faces.
+
+Real faces: matplotlib's ``grace_hopper.jpg`` and scikit-image's ``astronaut.png`` (both public
+domain, see ``helpers.synthetic``), moved, scaled and rolled at test time; nothing is committed.
+"""
 
 from __future__ import annotations
 
@@ -14,11 +18,18 @@ from hypothesis import strategies as st
 from helpers import faces, synthetic
 from helpers.faces import (
     FaceSequence,
+    HaarDetector,
     crop_face,
     detect_faces,
     fallback_box,
     fill_missing_boxes,
+    find_face,
+    follow_face,
+    frames_to_faces,
+    interpolate_boxes,
     largest_box,
+    pick_followed,
+    search,
     trim_box,
     video_to_faces,
 )
@@ -123,16 +134,14 @@ def test_detect_faces_maps_downscaled_boxes_to_full_frame():
     assert box is not None and synthetic.box_iou(box, truth) >= 0.6
 
 
-def test_find_face_looks_again_with_finer_pyramid_only_on_a_miss(monkeypatch):
-    steps = []
-
-    def fake_detect(gray, scale_factor=faces.SCALE_FACTOR, **kwargs):
-        steps.append(scale_factor)
-        return np.zeros((0, 4)) if scale_factor == faces.SCALE_FACTOR else np.array([[1.0, 2, 3, 4]])
-
-    monkeypatch.setattr(faces, "detect_faces", fake_detect)
-    assert faces.find_face(np.zeros((50, 50), np.uint8)).tolist() == [1, 2, 3, 4]
-    assert steps == [faces.SCALE_FACTOR, faces.RETRY_SCALE_FACTOR]
+def test_find_face_retries_small_faces_at_a_finer_resolution():
+    # A 42 px face in 720p is 21 px at DETECT_WIDTH, below the cascade's 24 px window.
+    background = synthetic.gradient_background(720, 1280, np.random.default_rng(4))
+    frame, truth = synthetic.place_face(background, (500, 400), 42, photo=synthetic.load_astronaut_photo())
+    gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    assert not any(synthetic.box_iou(b, truth) >= 0.5 for b in detect_faces(gray))
+    box = find_face(gray)
+    assert box is not None and synthetic.box_iou(box, truth) >= 0.5
 
 
 def test_missing_cascade_support_gives_install_hint(monkeypatch):
@@ -154,6 +163,7 @@ def test_video_to_faces_shapes_dtypes_and_boxes(tmp_path):
     seq = video_to_faces(path, num_frames=8, size=48)
     assert seq.faces.shape == (8, 48, 48) and seq.faces.dtype == np.uint8
     assert seq.found.shape == (8,) and seq.found.dtype == bool and seq.found.all()
+    assert seq.usable.shape == (8,) and seq.usable.dtype == bool and seq.usable.all()
     assert seq.boxes.shape == (8, 4) and seq.boxes.dtype == np.float64
     assert np.array_equal(seq.frame_indices, uniform_frame_indices(40, 8))
     assert seq.fps == pytest.approx(15.0)
@@ -186,20 +196,20 @@ def test_clip_without_face(tmp_path):
     write_face_clip(path, 12, present=[False] * 12)
     seq = video_to_faces(path, num_frames=6)
     assert seq.faces.shape == (6, 48, 48)
-    assert not seq.found.any()
+    assert not seq.found.any() and not seq.usable.any()
     np.testing.assert_array_equal(seq.boxes, np.tile(fallback_box(W, H), (6, 1)))
 
 
-def test_face_missing_in_part_of_clip_is_filled_from_nearest(tmp_path):
-    present = [True] * 3 + [False] * 5 + [True] * 4
+def test_short_absence_is_interpolated_in_a_video(tmp_path):
+    present = [True] * 4 + [False] * 3 + [True] * 5  # 0.2 s missing at 15 fps: bridged
     path = tmp_path / "gap.mp4"
     truth = write_face_clip(path, len(present), present=present)
     seq = video_to_faces(path, num_frames=len(present))  # every frame
-    assert seq.found.tolist() == present
+    assert seq.found.tolist() == present  # the detector fired only where the face was drawn
+    assert seq.usable.all()
     assert_boxes_match(seq, truth, rows=np.flatnonzero(present))
-    # Rows 3-4 are nearest row 2; row 5 is 3 from both row 2 and row 8 (tie -> earlier); 6-7 nearest row 8.
-    for row, source in {3: 2, 4: 2, 5: 2, 6: 8, 7: 8}.items():
-        np.testing.assert_array_equal(seq.boxes[row], seq.boxes[source])
+    t = (np.arange(4, 7) - 3) / 4  # rows 4-6 lie 1/4, 2/4, 3/4 of the way from row 3 to row 7
+    np.testing.assert_allclose(seq.boxes[4:7], seq.boxes[3] * (1 - t[:, None]) + seq.boxes[7] * t[:, None])
 
 
 def test_two_faces_keeps_the_largest(tmp_path):
@@ -256,3 +266,212 @@ def test_unreadable_files_raise_video_read_error(tmp_path, make):
     path = make(tmp_path)
     with pytest.raises(VideoReadError, match=re.escape(str(path))):
         video_to_faces(path)
+
+
+# --- following real faces on 720p frames (in memory: frames_to_faces) -------------------
+
+PHOTOS = {"hopper": synthetic.load_face_photo, "astronaut": synthetic.load_astronaut_photo}
+HD = (720, 1280)
+
+
+def scene(rows, size=HD, seed=5):
+    """Grayscale frames [n, h, w] from ``rows``: per row a list of (photo name, centre, width, roll).
+
+    Returns the frames and the true boxes [n, k, 4] of the k faces listed per row (NaN where a row
+    lists fewer).
+    """
+    background = synthetic.gradient_background(*size, np.random.default_rng(seed))
+    k = max(len(r) for r in rows)
+    truth = np.full((len(rows), k, 4), np.nan)
+    frames = []
+    for i, row in enumerate(rows):
+        frame = background
+        for j, (photo, center, width, angle) in enumerate(row):
+            frame, truth[i, j] = synthetic.place_face(frame, center, width, angle, photo=PHOTOS[photo]())
+        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY))
+    return np.stack(frames), truth
+
+
+def ious(boxes, truth) -> np.ndarray:
+    return np.array([0.0 if np.isnan(t).any() else synthetic.box_iou(b, t) for b, t in zip(boxes, truth)])
+
+
+def test_search_finds_a_rolled_face_on_the_rotated_frame_and_maps_it_back():
+    frames, truth = scene([[("astronaut", (800, 300), 120, 30)]])
+    gray, true_box = frames[0], truth[0, 0]
+    detector = HaarDetector()
+    upright = search(detector, gray, None, 0.5, 0.0, 40)
+    assert not (ious(upright, [true_box] * len(upright)) >= 0.5).any()  # why rolls are needed
+    # The frame is turned by -30 degrees (clockwise), which sets the face upright.
+    found = search(detector, gray, None, 0.5, -30.0, 40)
+    assert len(found) and ious(found, [true_box] * len(found)).max() >= 0.7
+
+
+@pytest.mark.parametrize("photo", PHOTOS)
+@pytest.mark.parametrize("width", [40, 65, 120, 200])
+def test_faces_40_to_200_px_in_720p(photo, width):
+    rows = [[(photo, (500 + 0.3 * width * i, 380 - 0.1 * width * i), width * (1 + 0.03 * i), 4 * (-1) ** i)]
+            for i in range(6)]
+    frames, truth = scene(rows)
+    seq = frames_to_faces(frames, np.arange(6) * 15, 30.0)
+    right = ious(seq.boxes, truth[:, 0]) >= 0.5
+    assert seq.usable.all() and right.all(), (seq.found, right)
+    assert seq.found.sum() >= 5
+
+
+@pytest.mark.parametrize("photo", PHOTOS)
+def test_heads_rolled_up_to_30_degrees_are_followed(photo):
+    angles = 30 * np.sin(np.arange(12) * np.pi / 6)  # 0, 15, 26, 30, 26, 15, 0, -15, ... -30
+    rows = [[(photo, (600 + 15 * i, 360), 110, a)] for i, a in enumerate(angles)]
+    frames, truth = scene(rows)
+    seq = frames_to_faces(frames, np.arange(12) * 15, 30.0)
+    right = ious(seq.boxes, truth[:, 0]) >= 0.5
+    assert seq.usable.all() and right.all(), (seq.found, right)
+    assert seq.found.sum() >= 11, seq.found
+
+
+def test_person_who_leaves_is_not_bridged():
+    # Sampled every 0.5 s; the face is gone for rows 5-10 (3 s, longer than MAX_GAP_SECONDS).
+    present = np.array([True] * 5 + [False] * 6 + [True] * 5)
+    rows = [[("hopper", (500 + 10 * i, 360), 90, 0)] if p else [] for i, p in enumerate(present)]
+    frames, truth = scene(rows)
+    times = np.arange(16) * 0.5
+    seq = frames_to_faces(frames, (times * 30).astype(int), 30.0)
+    assert seq.found.tolist() == present.tolist()
+    assert seq.usable.tolist() == present.tolist()  # nothing bridged, nothing held inside the clip
+    assert (ious(seq.boxes, truth[:, 0])[present] >= 0.5).all()
+    _, track = follow_face(frames, times)
+    assert track[0] == track[4] != track[11] == track[15]  # the return starts a new track
+
+
+def test_two_faces_the_followed_one_is_kept():
+    # A (120 px) is the largest at first; while A is hidden for a frame, B (145 px) is larger
+    # but not clearly (< SWITCH_RATIO), so it is not taken; afterwards A shrinks, still followed.
+    a_pos, b_pos = (380, 360), (900, 360)
+    rows = [[("hopper", a_pos, 120, 0), ("astronaut", b_pos, 100, 0)]] * 3
+    rows += [[("astronaut", b_pos, 145, 0)]]
+    rows += [[("hopper", a_pos, 100, 0), ("astronaut", b_pos, 125, 0)]] * 4
+    frames, truth = scene(rows)
+    seq = frames_to_faces(frames, np.arange(8) * 15, 30.0)
+    assert seq.found.tolist() == [True] * 3 + [False] + [True] * 4
+    assert seq.usable.all()  # row 3 interpolated between A's boxes 1 s apart
+    a_truth = np.array([r[0] for r in truth])
+    a_truth[3] = truth[2, 0]  # A did not move
+    assert (ious(seq.boxes, a_truth) >= 0.5).all()
+
+
+def test_a_clearly_larger_face_takes_over_as_a_new_track():
+    rows = [[("hopper", (400, 360), 80, 0)]] * 3 + [[("astronaut", (900, 360), 140, 0)]] * 3
+    frames, truth = scene(rows)
+    times = np.arange(6) * 0.5
+    boxes, track = follow_face(frames, times)
+    assert (track >= 0).all() and track[0] == track[2] != track[3] == track[5]
+    assert (ious(boxes, truth[:, 0]) >= 0.5).all()
+
+
+# --- interpolation rules ----------------------------------------------------------------
+
+
+def test_interpolate_boxes_rules():
+    times = np.arange(10) * 0.5
+    boxes = np.full((10, 4), np.nan)
+    track = np.full(10, -1)
+    boxes[[1, 3, 8]] = [[10, 10, 20, 20], [30, 10, 20, 20], [90, 10, 20, 20]]
+    track[[1, 3, 8]] = [0, 0, 0]
+    filled, usable = interpolate_boxes(boxes, track, times)
+    np.testing.assert_allclose(filled[2], [20, 10, 20, 20])  # halfway in time between rows 1 and 3
+    # Row 0 is 0.5 s before the first detection: held. Rows 4-7 lie in a 2.5 s gap: not bridged.
+    # Row 9 is 0.5 s after the last: held.
+    assert usable.tolist() == [True, True, True, True, False, False, False, False, True, True]
+    np.testing.assert_array_equal(filled[0], boxes[1])
+    np.testing.assert_array_equal(filled[9], boxes[8])
+    assert np.isnan(filled[4:8]).all()
+
+
+def test_interpolate_boxes_never_joins_two_tracks():
+    times = np.arange(4) * 0.5
+    boxes = np.array([[0, 0, 10, 10], [np.nan] * 4, [50, 0, 30, 30], [60, 0, 30, 30]])
+    filled, usable = interpolate_boxes(boxes, np.array([0, -1, 1, 1]), times)
+    assert usable.tolist() == [True, False, True, True]
+
+
+@settings(deadline=None, max_examples=60)
+@given(st.lists(st.integers(-1, 2), min_size=1, max_size=30), st.floats(0.1, 1.0))
+def test_interpolate_boxes_property(track_list, step):
+    track = np.array(track_list)
+    times = np.arange(len(track)) * step
+    boxes = np.where((track >= 0)[:, None], np.arange(len(track))[:, None] * [1.0, 0, 0, 0] + [0, 0, 5, 5], np.nan)
+    filled, usable = interpolate_boxes(boxes, track, times)
+    hits = np.flatnonzero(track >= 0)
+    assert (usable[hits]).all() and not np.isnan(filled[usable]).any()
+    for i in np.flatnonzero(usable & (track < 0)):
+        before, after = hits[hits < i], hits[hits > i]
+        bridged = len(before) and len(after) and track[before[-1]] == track[after[0]] \
+            and times[after[0]] - times[before[-1]] <= faces.MAX_GAP_SECONDS
+        held = (not len(before) and times[after[0]] - times[i] <= faces.MAX_EXTRAPOLATE_SECONDS) or \
+            (not len(after) and times[i] - times[before[-1]] <= faces.MAX_EXTRAPOLATE_SECONDS)
+        assert bridged or held
+    if not len(hits):
+        assert not usable.any()
+
+
+def test_pick_followed_rule():
+    last = np.array([100, 100, 50, 50.0])
+    near_same = [110, 105, 55, 55]
+    stranger_same_size = [400, 100, 60, 60]
+    assert pick_followed(np.array([stranger_same_size, near_same]), last).tolist() == near_same
+    assert pick_followed(np.array([stranger_same_size]), last) is None  # not clearly larger
+    assert pick_followed(np.array([[400, 100, 75, 75]]), last).tolist() == [400, 100, 75, 75]  # 1.5x
+    assert pick_followed(np.array([stranger_same_size, near_same]), None).tolist() == stranger_same_size
+
+
+# --- the detector seam and the budget ----------------------------------------------------
+
+
+def test_haar_detector_identity_and_region():
+    detector = HaarDetector()
+    assert detector.name and detector.settings["scale_factor"] == faces.SCALE_FACTOR
+    frames, truth = scene([[("hopper", (900, 300), 100, 0)]])
+    around = search(detector, frames[0], region=(800, 200, 200, 200), scale=0.6, min_size=60)
+    assert len(around) == 1 and synthetic.box_iou(around[0], truth[0, 0]) >= 0.6  # frame pixels
+    assert len(detector(frames[0], region=(0, 0, 400, 400))) == 0
+
+
+class CountingDetector:
+    """A stand-in detector: finds nothing, counts calls and the widths it was given."""
+
+    name = "counting"
+    settings: dict = {}
+    window = 24
+
+    def __init__(self):
+        self.widths = []
+
+    def __call__(self, gray, region=None, min_size=None, max_size=None, scale_factor=None):
+        self.widths.append(gray.shape[1])
+        return np.zeros((0, 4))
+
+
+def test_retries_stay_within_the_clip_budget():
+    frames = np.zeros((12,) + HD, np.uint8)
+    detector = CountingDetector()
+    seq = frames_to_faces(frames, np.arange(12), 30.0, detector=detector)
+    assert not seq.found.any() and not seq.usable.any()
+    finer = sum(w > faces.DETECT_WIDTH for w in detector.widths)
+    assert finer == faces.FULL_FRAME_RETRIES  # retries at the finer resolution, then no more
+    assert len(detector.widths) == 12 + faces.FULL_FRAME_RETRIES + faces.ROLLED_RETRIES
+
+
+def test_video_to_faces_uses_the_given_detector(tmp_path):
+    path = tmp_path / "clip.mp4"
+    write_face_clip(path, 6)
+
+    class Fixed(CountingDetector):
+        def __call__(self, gray, region=None, min_size=None, max_size=None, scale_factor=None):
+            super().__call__(gray)
+            return np.array([[10.0, 20.0, 60.0, 60.0]])
+
+    detector = Fixed()
+    seq = video_to_faces(path, num_frames=3, detector=detector)
+    assert detector.widths and seq.found.all()
+    np.testing.assert_allclose(seq.boxes[0], [10, 20, 60, 60])  # W = 320 <= DETECT_WIDTH: no scaling
