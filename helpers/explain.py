@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 BATCH_CLIPS = 32
 #: Grey value of the occluding patch: the middle of the [0, 1] pixel range.
 PATCH_VALUE = 0.5
+#: What the demo data plants for each trait (``helpers.demo``), in words for tables and plots.
+DEMO_FACTORS = {"extraversion": "roll speed", "neuroticism": "brightness", "agreeableness": "contrast",
+                "conscientiousness": "sharpness", "openness": "fainter side shadow"}
 
 
 # ----------------------------------------------------------------------------- run settings
