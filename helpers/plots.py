@@ -216,8 +216,8 @@ def factor_probe_table(probe: Mapping[str, Mapping[str, float]], factor_names: M
             ax.text(j, i, f"{values[i, j]:+.2f}", ha="center", va="center", fontsize=9,
                     color="white" if abs(values[i, j]) > 0.6 else "black",
                     fontweight="bold" if j == int(np.nanargmax(values[i])) else "normal")
-    labels = [f"{(factor_names or {}).get(c, c)}\n({c})" for c in cols]
-    ax.set_xticks(range(len(cols)), labels, fontsize=8, rotation=30, ha="right", rotation_mode="anchor")
+    labels = [f"{(factor_names or {}).get(c, c)} ({c})" for c in cols]
+    ax.set_xticks(range(len(cols)), labels, fontsize=8, rotation=35, ha="right", rotation_mode="anchor")
     ax.set_yticks(range(len(rows)), rows, fontsize=9)
     ax.set_xlabel("planted factor (the trait it sets)")
     ax.set_ylabel("predicted trait")
