@@ -163,3 +163,63 @@ def prediction_scatter(y_true: np.ndarray, y_pred: np.ndarray, baseline: np.ndar
     axes[0, 0].set_ylabel("predicted")
     fig.tight_layout()
     return fig
+
+
+def occlusion_overlays(maps: np.ndarray, mean_face: np.ndarray, traits: Sequence[str] = TRAITS,
+                       width: float = 15.0) -> plt.Figure:
+    """The mean face, then each trait's occlusion map (``helpers.explain.occlusion_maps``) over it.
+
+    Each map has its own colour scale (its maximum is in the title): compare where a
+    trait looks, not how much, across panels.
+    """
+    maps, face = np.asarray(maps), np.squeeze(np.asarray(mean_face))
+    fig, axes = plt.subplots(1, len(traits) + 1, figsize=(width, width / (len(traits) + 1) + 0.5))
+    axes[0].imshow(face, cmap="gray", vmin=0, vmax=1)
+    axes[0].set_title("mean face", fontsize=9)
+    for ax, name, m in zip(axes[1:], traits, maps):
+        ax.imshow(face, cmap="gray", vmin=0, vmax=1)
+        ax.imshow(m, cmap="inferno", alpha=0.6, vmin=0, vmax=max(float(m.max()), 1e-12))
+        ax.set_title(f"{name}\nmax change {m.max():.3f}", fontsize=9)
+    for ax in axes:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def frame_order_bars(effect: Mapping[str, float], width: float = 7.0) -> plt.Figure:
+    """Bar chart of each trait's MAE increase when the frames are shuffled (``frame_order_effect``)."""
+    names, values = list(effect), np.array([effect[t] for t in effect])
+    fig, ax = plt.subplots(figsize=(width, 3.2))
+    ax.bar(names, values, color=["#c44e52" if v == values.max() else "#4c72b0" for v in values])
+    ax.axhline(0, color="k", lw=0.8)
+    for i, v in enumerate(values):
+        ax.text(i, v, f"{v:+.3f}", ha="center", va="bottom" if v >= 0 else "top", fontsize=9)
+    ax.set_ylabel("test MAE increase\nwhen frames are shuffled")
+    ax.tick_params(axis="x", labelsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def factor_probe_table(probe: Mapping[str, Mapping[str, float]], factor_names: Mapping[str, str] | None = None,
+                       width: float = 7.5) -> plt.Figure:
+    """``factor_probe`` as a table of colours: rows the predicted traits, columns the planted factors.
+
+    The diagonal is each trait's own factor; ``factor_names`` labels the columns (trait -> factor).
+    """
+    rows = list(probe)
+    cols = list(next(iter(probe.values())))
+    values = np.array([[probe[r][c] for c in cols] for r in rows])
+    fig, ax = plt.subplots(figsize=(width, 0.55 * len(rows) + 1.6))
+    ax.imshow(values, cmap="RdBu_r", vmin=-1, vmax=1)
+    for i in range(len(rows)):
+        for j in range(len(cols)):
+            ax.text(j, i, f"{values[i, j]:+.2f}", ha="center", va="center", fontsize=9,
+                    color="white" if abs(values[i, j]) > 0.6 else "black",
+                    fontweight="bold" if j == int(np.nanargmax(values[i])) else "normal")
+    labels = [f"{(factor_names or {}).get(c, c)} ({c})" for c in cols]
+    ax.set_xticks(range(len(cols)), labels, fontsize=8, rotation=35, ha="right", rotation_mode="anchor")
+    ax.set_yticks(range(len(rows)), rows, fontsize=9)
+    ax.set_xlabel("planted factor (the trait it sets)")
+    ax.set_ylabel("predicted trait")
+    fig.tight_layout()
+    return fig

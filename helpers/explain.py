@@ -1,0 +1,331 @@
+"""What did the model learn? Three checks of a trained run, each comparable with a known truth.
+
+- ``frame_order_effect(run_dir, cache_dir)``: how much each trait's error grows when the
+  real frames of every clip are shuffled (padding stays at the end, each frame keeps its
+  mask). A trait read from motion must lose; a trait read from single frames must not.
+- ``occlusion_maps(run_dir, faces, mask)``: where in the face crop each trait's prediction
+  looks: the mean absolute change of the prediction when a grey patch hides one place
+  in every frame.
+- ``factor_probe(run_dir, cache_dir, demo_dir)``: the partial correlation of each trait's
+  predictions with each factor the demo data planted, controlling for the other factors
+  (traits may correlate, so a plain correlation could credit the wrong factor).
+
+On the demo data the truth is known (``helpers.demo``: extraversion is the speed of the
+head's roll, neuroticism brightness, agreeableness contrast, conscientiousness sharpness,
+openness a shadow on the sides of the face), so each explanation can be checked. On real
+data the same tools show what a model leans on (lighting, background, the person), but
+there is no truth to check them against.
+
+Every function reads the run's settings through ``run_settings`` and the clips of a split
+through ``split_clips``, so a change in how runs are recorded touches those two only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from helpers import TRAITS
+from helpers.cache import CacheFileError, load_clip_cache, read_manifest
+from helpers.inputs import DEFAULT_SEQUENCE_STRATEGY, ClipEntry, split_entries, to_model_input
+from helpers.sequences import fixed_length_indices
+
+log = logging.getLogger(__name__)
+
+#: Clips per model call: bounds memory on large splits (about 300 KB per clip at 32 x 48 x 48).
+BATCH_CLIPS = 32
+#: Grey value of the occluding patch: the middle of the [0, 1] pixel range.
+PATCH_VALUE = 0.5
+#: What the demo data plants for each trait (``helpers.demo``), in words for tables and plots.
+DEMO_FACTORS = {"extraversion": "roll speed", "neuroticism": "brightness", "agreeableness": "contrast",
+                "conscientiousness": "sharpness", "openness": "fainter side shadow"}
+
+
+# ----------------------------------------------------------------------------- run settings
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What these checks need to know about a run: its input shape, padding and split scheme."""
+
+    length: int                #: sequence length the model takes
+    size: int                  #: face crop size (pixels)
+    padding: str               #: padding strategy (``helpers.sequences.Strategy``)
+    split_scheme: str | None   #: how clips were assigned to splits; None: the cache's own splits
+    split_seed: int | None
+
+
+def run_settings(run_dir: Path) -> RunSettings:
+    """The settings of a run folder written by ``helpers.training.train`` (the one place that reads them)."""
+    path = Path(run_dir) / "metrics.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: is {run_dir} a run folder written by `python -m helpers train`?")
+    metrics = json.loads(path.read_text(encoding="utf-8"))
+    s = metrics.get("settings") or {}
+    length = s.get("length", s.get("frames"))
+    if not isinstance(length, int) or not isinstance(s.get("size"), int):
+        raise ValueError(f"{path} has no sequence length or crop size in 'settings'; "
+                         "re-train the run with `python -m helpers train`")
+    return RunSettings(length=length, size=s["size"],
+                       padding=s.get("padding", s.get("sequence_strategy", DEFAULT_SEQUENCE_STRATEGY)),
+                       split_scheme=s.get("split_scheme", metrics.get("split_scheme")),
+                       split_seed=s.get("split_seed", metrics.get("split_seed")))
+
+
+def split_clips(cache_dir: Path, split: str, settings: RunSettings) -> list[ClipEntry]:
+    """The clips of ``split`` under the run's split scheme."""
+    if settings.split_scheme not in (None, "official"):
+        raise ValueError(f"this run used split scheme {settings.split_scheme!r}; helpers.explain reads only "
+                         "the cache's own (official) splits so far")
+    return split_entries(Path(cache_dir), split, read_manifest(Path(cache_dir)))
+
+
+def _model(run_dir: Path):
+    from helpers.training import load_run
+
+    return load_run(run_dir)["model"]
+
+
+# ----------------------------------------------------------------------------- pure helpers
+
+
+def shuffled_order(real: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A permutation of the positions of one sequence that shuffles the real frames among themselves.
+
+    ``real`` is bool ``[length]``, True where a position holds a frame of the clip (found
+    or not) and False for padding. Padding positions map to themselves, so padding at
+    the end stays at the end. Apply the result to the frames and to the mask alike.
+    """
+    real = np.asarray(real, dtype=bool)
+    order = np.arange(len(real))
+    where = np.flatnonzero(real)
+    order[where] = rng.permutation(where)
+    return order
+
+
+def shuffle_frames(faces: np.ndarray, mask: np.ndarray, real: np.ndarray,
+                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Shuffle the real frames of every clip of a batch; each frame's mask moves with it.
+
+    ``faces`` ``[clips, length, ...]``, ``mask`` and ``real`` bool ``[clips, length]``;
+    returns new arrays. One permutation per clip, drawn from ``rng``.
+    """
+    faces, mask, real = np.asarray(faces), np.asarray(mask, dtype=bool), np.asarray(real, dtype=bool)
+    if mask.shape != real.shape or faces.shape[:2] != mask.shape:
+        raise ValueError(f"faces {faces.shape}, mask {mask.shape} and real {real.shape} must agree "
+                         "on [clips, length]")
+    out_faces, out_mask = np.empty_like(faces), np.empty_like(mask)
+    for i in range(len(faces)):
+        order = shuffled_order(real[i], rng)
+        out_faces[i], out_mask[i] = faces[i][order], mask[i][order]
+    return out_faces, out_mask
+
+
+def _residuals(y: np.ndarray, controls: np.ndarray) -> np.ndarray:
+    """What is left of ``y`` after a least-squares fit on ``controls`` and an intercept."""
+    design = np.column_stack([np.ones(len(y)), controls])
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    return y - design @ coef
+
+
+def partial_correlation(x: np.ndarray, y: np.ndarray, controls: np.ndarray | None = None) -> float:
+    """Pearson correlation of ``x`` and ``y`` after removing what ``controls`` explain linearly.
+
+    ``x``, ``y`` ``[n]``; ``controls`` ``[n, k]`` (or None: the plain correlation). Both are
+    regressed on the controls (plus an intercept) by least squares and the residuals
+    correlated. NaN when either residual is constant.
+    """
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    controls = np.zeros((len(x), 0)) if controls is None else np.asarray(controls, dtype=np.float64).reshape(len(x), -1)
+    if len(y) != len(x) or len(x) < controls.shape[1] + 3:
+        raise ValueError(f"need x and y of equal length, at least {controls.shape[1] + 3} values "
+                         f"for {controls.shape[1]} controls; got {len(x)} and {len(y)}")
+    rx, ry = _residuals(x, controls), _residuals(y, controls)
+    nx, ny = np.linalg.norm(rx), np.linalg.norm(ry)
+    # A residual at round-off level means the controls explain that variable entirely.
+    if nx <= 1e-12 * np.linalg.norm(x) or ny <= 1e-12 * np.linalg.norm(y):
+        return float("nan")
+    return float(rx @ ry / (nx * ny))
+
+
+def partial_correlations(values: np.ndarray, factors: np.ndarray) -> np.ndarray:
+    """For each column ``j`` of ``factors`` ``[n, k]``: the partial correlation of ``values`` ``[n]``
+    with factor ``j``, controlling for the other ``k - 1`` factors. Returns ``[k]``."""
+    factors = np.asarray(factors, dtype=np.float64)
+    return np.array([partial_correlation(values, factors[:, j], np.delete(factors, j, axis=1))
+                     for j in range(factors.shape[1])])
+
+
+def patch_positions(size: int, patch: int, stride: int) -> list[int]:
+    """Top (or left) edges of the patches along one side; the last patch touches the far edge."""
+    if not 1 <= patch <= size or stride < 1:
+        raise ValueError(f"need 1 <= patch <= size and stride >= 1, got patch {patch}, size {size}, stride {stride}")
+    starts = list(range(0, size - patch + 1, stride))
+    if starts[-1] != size - patch:
+        starts.append(size - patch)
+    return starts
+
+
+# ----------------------------------------------------------------------------- reading a split
+
+
+def _clip_arrays(entry: ClipEntry, settings: RunSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """``(faces, mask, real)`` of one clip as the model takes it, or None if its file is damaged."""
+    try:
+        data = load_clip_cache(entry.path)
+    except CacheFileError as exc:
+        log.warning("skipping clip %s: %s", entry.name, exc)
+        return None
+    if len(data["faces"]) == 0 or data["faces"].shape[1:] != (settings.size, settings.size):
+        log.warning("skipping clip %s: %s holds faces %s, the run takes %dpx", entry.name, entry.path,
+                    data["faces"].shape, settings.size)
+        return None
+    x, mask = to_model_input(data["faces"], data["found"], settings.length, settings.padding)
+    real = fixed_length_indices(len(data["faces"]), settings.length, settings.padding) >= 0
+    return x, mask, real
+
+
+def _batches(entries: list[ClipEntry], settings: RunSettings,
+             batch: int = BATCH_CLIPS) -> Iterator[dict[str, Any]]:
+    """The readable clips of ``entries`` as model-ready arrays, ``batch`` clips at a time."""
+    for start in range(0, len(entries), batch):
+        rows = [(e, _clip_arrays(e, settings)) for e in entries[start:start + batch]]
+        rows = [(e, a) for e, a in rows if a is not None]
+        if rows:
+            yield {"faces": np.stack([a[0] for _, a in rows]), "mask": np.stack([a[1] for _, a in rows]),
+                   "real": np.stack([a[2] for _, a in rows]), "y": np.stack([e.labels for e, _ in rows]),
+                   "names": [e.name for e, _ in rows]}
+
+
+def load_split_inputs(run_dir: Path, cache_dir: Path, split: str = "test", limit: int | None = None) -> dict[str, Any]:
+    """The clips of ``split`` as the run's model takes them (for ``occlusion_maps`` and pictures).
+
+    Returns ``{"faces": float32 [n, length, size, size, 1], "mask": bool [n, length],
+    "real": bool [n, length] (False for padding), "y": float32 [n, 5], "names"}`` for the
+    first ``limit`` readable clips (all when None); damaged files are left out.
+    """
+    settings = run_settings(run_dir)
+    entries = split_clips(cache_dir, split, settings)
+    parts = []
+    for part in _batches(entries, settings):
+        parts.append(part)
+        if limit is not None and sum(len(p["names"]) for p in parts) >= limit:
+            break
+    if not parts:
+        raise ValueError(f"no readable clips in split {split!r} of {cache_dir}")
+    out = {k: np.concatenate([p[k] for p in parts])[:limit] for k in ("faces", "mask", "real", "y")}
+    out["names"] = [n for p in parts for n in p["names"]][:limit]
+    return out
+
+
+def _predict(model, faces: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    return np.asarray(model.predict_on_batch({"faces": faces, "mask": mask}), dtype=np.float64)
+
+
+def predict_split(run_dir: Path, cache_dir: Path, split: str = "test", *, shuffle_seed: int | None = None,
+                  repeats: int = 1) -> dict[str, Any]:
+    """The run's predictions on ``split``: ``{"names", "y_true" [n, 5], "y_pred" [n, 5]}``.
+
+    With ``shuffle_seed`` set, also ``"y_shuffled"`` ``[repeats, n, 5]``: the predictions
+    after ``shuffle_frames`` (one generator from the seed serves every repeat, in order).
+    """
+    settings = run_settings(run_dir)
+    model = _model(run_dir)
+    rng = None if shuffle_seed is None else np.random.default_rng(shuffle_seed)
+    names, ys, preds, shuffled = [], [], [], []
+    for part in _batches(split_clips(cache_dir, split, settings), settings):
+        names += part["names"]
+        ys.append(part["y"].astype(np.float64))
+        preds.append(_predict(model, part["faces"], part["mask"]))
+        if rng is not None:
+            shuffled.append(np.stack([_predict(model, *shuffle_frames(part["faces"], part["mask"], part["real"], rng))
+                                      for _ in range(repeats)]))
+    if not names:
+        raise ValueError(f"no readable clips in split {split!r} of {cache_dir}")
+    out = {"names": names, "y_true": np.concatenate(ys), "y_pred": np.concatenate(preds)}
+    if rng is not None:
+        out["y_shuffled"] = np.concatenate(shuffled, axis=1)
+    return out
+
+
+# ----------------------------------------------------------------------------- the three checks
+
+
+def frame_order_effect(run_dir: Path, cache_dir: Path, split: str = "test", repeats: int = 3,
+                       seed: int = 0) -> dict[str, float]:
+    """Per trait: MAE on ``split`` with the real frames of every clip shuffled, minus the MAE as is.
+
+    Averaged over ``repeats`` shuffles drawn from ``seed``. Padding stays at the end and
+    each frame keeps its mask, so only the order of the frames changes. Positive: the
+    trait's prediction depends on the order (motion); about 0: it is read from frames
+    one at a time.
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    p = predict_split(run_dir, cache_dir, split, shuffle_seed=seed, repeats=repeats)
+    base = np.abs(p["y_pred"] - p["y_true"]).mean(axis=0)
+    shuffled = np.abs(p["y_shuffled"] - p["y_true"][None]).mean(axis=(0, 1))
+    return {t: float(v) for t, v in zip(TRAITS, shuffled - base)}
+
+
+def occlusion_maps(run_dir: Path, faces: np.ndarray, mask: np.ndarray, patch: int = 8,
+                   stride: int = 4) -> np.ndarray:
+    """Float ``[5, size, size]``: how much each trait's prediction moves when a place is hidden.
+
+    ``faces`` float32 ``[clips, length, size, size, 1]`` in [0, 1] and ``mask`` bool
+    ``[clips, length]``, as the model takes them. A ``patch`` x ``patch`` square of value
+    0.5 covers the same place in every frame of every clip; the mean absolute change of
+    each trait's prediction (over clips) is credited to every pixel the square covers,
+    and each pixel gets the mean over the squares that cover it.
+    """
+    faces, mask = np.asarray(faces, dtype=np.float32), np.asarray(mask, dtype=bool)
+    if faces.ndim != 5 or faces.shape[2] != faces.shape[3] or faces.shape[:2] != mask.shape:
+        raise ValueError(f"expected faces [clips, length, size, size, 1] and mask [clips, length], "
+                         f"got {faces.shape} and {mask.shape}")
+    model = _model(run_dir)
+    size = faces.shape[2]
+    base = _predict(model, faces, mask)
+    total = np.zeros((len(TRAITS), size, size))
+    count = np.zeros((size, size))
+    for top in patch_positions(size, patch, stride):
+        for left in patch_positions(size, patch, stride):
+            hidden = faces.copy()
+            hidden[:, :, top:top + patch, left:left + patch, :] = PATCH_VALUE
+            change = np.abs(_predict(model, hidden, mask) - base).mean(axis=0)
+            total[:, top:top + patch, left:left + patch] += change[:, None, None]
+            count[top:top + patch, left:left + patch] += 1
+    return total / count
+
+
+def planted_scores(demo_dir: Path, names: list[str]) -> np.ndarray:
+    """``[len(names), 5]``: the demo factors of each named clip, each on its trait's 0-1 scale.
+
+    Read from ``demo_factors.json`` (``helpers.demo``) and put through
+    ``scores_from_factors``, so column ``k`` is the factor that sets ``TRAITS[k]``, scaled
+    to rise with the trait (a sharper face, a fainter shadow).
+    """
+    from helpers.demo import FACTORS_FILE, load_demo_factors, scores_from_factors
+
+    by_name = {c["name"]: c for c in load_demo_factors(demo_dir)["clips"]}
+    missing = [n for n in names if n not in by_name]
+    if missing:
+        raise ValueError(f"{len(missing)} clips (e.g. {missing[0]}) are not in {Path(demo_dir) / FACTORS_FILE}: "
+                         "was the cache prepared from this demo dataset?")
+    return np.array([[scores_from_factors(by_name[n]["factors"])[t] for t in TRAITS] for n in names])
+
+
+def factor_probe(run_dir: Path, cache_dir: Path, demo_dir: Path, split: str = "test") -> dict[str, dict[str, float]]:
+    """``probe[trait][factor_trait]``: partial correlation of the run's ``trait`` predictions on
+    ``split`` with the factor that sets ``factor_trait``, controlling for the other four factors.
+
+    If the model learned what was planted, each row's largest value is on its own trait.
+    """
+    p = predict_split(run_dir, cache_dir, split)
+    factors = planted_scores(demo_dir, p["names"])
+    return {t: dict(zip(TRAITS, partial_correlations(p["y_pred"][:, k], factors).tolist()))
+            for k, t in enumerate(TRAITS)}
