@@ -63,12 +63,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from helpers.training import predict_video
+    from helpers import predict as P
 
-    scores = predict_video(Path(args.video), Path(args.model))
-    for trait, score in scores.items():
-        print(f"{trait:>17}: {score:.3f}")
-    return 0
+    rows = P.predict_clips(args.paths, Path(args.model), progress=not (args.json or args.csv))
+    notes = P.provenance_lines(P.run_provenance(Path(args.model)))
+    if args.json:
+        print("\n".join(notes), file=sys.stderr)
+        print(P.format_json(rows))
+    elif args.csv:
+        print(P.format_csv(rows, P.run_provenance(Path(args.model))), end="")
+    else:
+        print("\n".join(notes) + "\n")
+        print(P.format_table(rows))
+    return 0 if any(r.status == "scored" for r in rows) else 1
 
 
 def _cmd_notebooks(args: argparse.Namespace) -> int:
@@ -145,9 +152,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         _add_train_options(p)
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("predict", help="print the five trait scores for one clip")
-    p.add_argument("video", help="video file")
-    p.add_argument("--model", required=True, help="run folder written by train")
+    p = sub.add_parser("predict", help="score clips with a trained run: one row per clip")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="video files and/or folders searched for clips")
+    p.add_argument("--model", required=True, metavar="RUN_DIR", help="run folder written by train")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="a JSON list of clip objects on stdout")
+    fmt.add_argument("--csv", action="store_true", help="CSV on stdout (notes as # lines)")
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("notebooks", help="execute the numbered notebooks in place (outputs saved)")
