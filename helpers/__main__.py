@@ -76,6 +76,14 @@ def _cmd_notebooks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_labels(args: argparse.Namespace) -> int:
+    from helpers.labels import format_label_report, label_report, load_label_files
+
+    report = label_report(load_label_files(args.paths))
+    print(json.dumps(report, indent=2) if args.json else format_label_report(report))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m helpers``."""
     parser = argparse.ArgumentParser(prog="python -m helpers", description="Apparent personality from face videos: the tutorial series' command line.")
@@ -118,6 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="*", help="notebooks to run (default: notebooks/NN_*.ipynb in order)")
     p.add_argument("--timeout", type=int, default=900, help="seconds allowed per cell (default 900)")
     p.set_defaults(func=_cmd_notebooks)
+
+    p = sub.add_parser("labels", help="label statistics: splits, shared videos, both baselines, trait correlations")
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help="folder holding the annotation files (annotation_training.pkl ...), or the files")
+    p.add_argument("--json", action="store_true", help="print JSON (floats unrounded) instead of text")
+    p.set_defaults(func=_cmd_labels)
     return parser
 
 
