@@ -53,9 +53,9 @@ Annotations = Mapping[str, Mapping[str, float]]
 # --------------------------------------------------------------------------- tables
 
 
-def label_matrix(annotations: Annotations, clips: Sequence[str] | None = None) -> tuple[list[str], np.ndarray]:
-    """Clip names (sorted unless ``clips`` is given) and their labels, float64 ``[n_clips, 5]`` in TRAITS order."""
-    names = sorted(annotations[TRAITS[0]]) if clips is None else list(clips)
+def label_matrix(annotations: Annotations) -> tuple[list[str], np.ndarray]:
+    """Clip names (sorted) and their labels, float64 ``[n_clips, 5]`` in TRAITS order."""
+    names = sorted(annotations[TRAITS[0]])
     values = np.array([[annotations[t][c] for t in TRAITS] for c in names], dtype=np.float64).reshape(-1, len(TRAITS))
     return names, values
 
@@ -174,6 +174,9 @@ def between_video_share(annotations: Annotations) -> dict[str, float | None]:
 
     The share of a trait's variance that lies between videos (people); pass all clips
     (``merge_splits``). None when no video has two clips or the trait is constant.
+    The population variance of a video's few clips underestimates its spread (by the factor
+    ``(k - 1) / k`` for ``k`` clips), so labels with no person effect at all read above 0
+    (about 0.3-0.45 for videos of 1-6 clips): compare shares measured this same way.
     """
     _, y = label_matrix(annotations)
     within = within_video_variance(annotations)
@@ -280,8 +283,8 @@ def format_label_report(report: Mapping[str, Any]) -> str:
         row = " ".join(f"{num(v, '5.2f'):>5}" for v in report["trait_correlation"][i])
         lines.append(f"{t:<18}{report['trait_mean'][t]:6.3f}{report['trait_sd'][t]:7.3f}"
                      f"{num(report['between_video_share'][t], '9.2f'):>9}          {row}")
-    lines.append("mean and SD (population) over the training clips; between = share of the trait's variance "
-                 "lying between videos (all clips); r = Pearson's r over the training clips")
+    lines.append("mean, SD (population) and r (Pearson) over the training clips;")
+    lines.append("between = share of the trait's variance lying between videos (all clips)")
     return "\n".join(lines)
 
 
