@@ -245,7 +245,9 @@ def label_report(by_split: BySplit) -> dict[str, Any]:
     """
     for split in ("train", "test"):
         if split not in by_split or not by_split[split][TRAITS[0]]:
-            raise ValueError(f"label statistics need the {split} annotations; none were given")
+            file = "annotation_training.pkl" if split == "train" else "annotation_test.pkl"
+            raise ValueError(f"label statistics need the {split} annotations ({file}) and none were given; "
+                             "give the folder holding the three annotation files, or name each file")
     train = by_split["train"]
     return {
         "traits": list(TRAITS),

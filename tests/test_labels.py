@@ -212,7 +212,7 @@ def test_correlation_r2_and_undefined_cases():
 def test_report_needs_train_and_test_and_clips_in_one_split(files):
     _, _, tables = files
     by_split = five(tables)
-    with pytest.raises(ValueError, match="test annotations"):
+    with pytest.raises(ValueError, match=r"test annotations \(annotation_test.pkl\)"):
         lb.label_report({"train": by_split["train"]})
     no_val = lb.label_report({"train": by_split["train"], "test": by_split["test"]})
     assert no_val["splits"]["validation"] == {"clips": 0, "videos": 0}
@@ -265,7 +265,7 @@ def test_command_errors_name_the_path(tmp_path, files, capsys):
     err = capsys.readouterr().err
     assert str(odd) in err and "name it like annotation_training.pkl" in err
     assert main(["labels", str(paths["validation"]), str(paths["test"])]) == 2
-    assert "need the train annotations" in capsys.readouterr().err
+    assert "need the train annotations (annotation_training.pkl)" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------- split schemes
