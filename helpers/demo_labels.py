@@ -254,8 +254,9 @@ def label_targets(clips: Sequence[DemoClipLabels]) -> dict[str, float]:
     ``mean_pairwise_r`` (training clips; 0.3-0.5), ``min_between_video_share`` and
     ``max_between_video_share`` (over traits, all clips; 0.55-0.85), ``same_video_gain``
     (same-video minus train-mean mean accuracy on test; >= 0.0118, half the real gain),
-    ``extraversion_r2`` (from the other four traits, training clips; <= 0.3) and
-    ``within_video_sd`` (mean over traits; real about 0.075).
+    ``extraversion_r2`` (from the other four traits, training clips; <= 0.3),
+    ``within_video_sd`` (square root of ``within_video_variance``, mean over traits; real
+    about 0.075) and ``total_sd`` (population SD over all clips, mean over traits; real 0.134-0.155).
     """
     by_split = demo_annotations(clips)
     train, merged = by_split["train"], lb.merge_splits(by_split)

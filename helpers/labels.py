@@ -330,7 +330,7 @@ def load_label_files(paths: Sequence[str | os.PathLike]) -> dict[str, dict[str, 
 # --------------------------------------------------------------------------- split schemes
 
 
-def by_video_splits(clip_names: Iterable[str], official_splits: Mapping[str, str],
+def by_video_splits(clip_names: Iterable[str], official_splits: Mapping[str, str | None],
                     split_seed: int = 0) -> dict[str, str]:
     """Regroup clips by video id into the official proportions: clip name -> split, no video in two splits.
 
