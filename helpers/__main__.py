@@ -93,6 +93,14 @@ def _cmd_notebooks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_labels(args: argparse.Namespace) -> int:
+    from helpers.labels import format_label_report, label_report, load_label_files
+
+    report = label_report(load_label_files(args.paths))
+    print(json.dumps(report, indent=2) if args.json else format_label_report(report))
+    return 0
+
+
 def _add_train_options(p: argparse.ArgumentParser) -> None:
     """``train``'s options; imports TensorFlow (for the defaults and model names), so only when asked."""
     from helpers.models import MODELS
@@ -165,6 +173,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     timeout = _default(execute_series, "timeout")
     p.add_argument("--timeout", type=int, default=timeout, help=f"seconds allowed per cell (default {timeout})")
     p.set_defaults(func=_cmd_notebooks)
+
+    p = sub.add_parser("labels", help="label statistics: splits, shared videos, both baselines, trait correlations")
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help="folder holding the annotation files (annotation_training.pkl ...), or the files")
+    p.add_argument("--json", action="store_true", help="print JSON (floats unrounded) instead of text")
+    p.set_defaults(func=_cmd_labels)
     return parser
 
 
