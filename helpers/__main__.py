@@ -21,12 +21,55 @@ def _default(func, name: str) -> Any:
     return inspect.signature(func).parameters[name].default
 
 
+def _shown(path: str | Path) -> str:
+    """``path`` relative to the working folder when it lies below it (shorter, and no machine paths)."""
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def demo_summary_text(summary: dict[str, Any]) -> str:
+    """What ``demo-data`` prints by default: counts, detection check, time, where, what next."""
+    splits = summary["splits"]
+    parts = " / ".join(f"{s} {v['clips']}" for s, v in splits.items())
+    lines = [f"demo dataset: {summary['clips']} clips ({parts}) in {_shown(summary['out_dir'])}, "
+             f"{summary['seconds']:.0f} s"]
+    if summary.get("face_detection_rate") is not None:
+        lines.append(f"face check: found in {100 * summary['face_detection_rate']:.1f} % of "
+                     f"{summary['frames_checked']} decoded frames")
+    lines.append(f"next: python -m helpers prepare {_shown(summary['out_dir'])} --out data/cache")
+    return "\n".join(lines)
+
+
 def _cmd_demo_data(args: argparse.Namespace) -> int:
     from helpers.demo import make_demo_dataset
 
     summary = make_demo_dataset(Path(args.dir), n_clips=args.clips, seed=args.seed)
-    print(json.dumps(summary, indent=2))
+    print(json.dumps(summary, indent=2) if args.json else demo_summary_text(summary))
     return 0
+
+
+def prepare_summary_text(summary: dict[str, Any]) -> str:
+    """What ``prepare`` prints by default: a table per split and status, time, the cache, what next."""
+    from helpers.prepare import STATUSES
+
+    heads = ("clips", *STATUSES, "no label")
+    lines = [f"{'':<12}" + "".join(f"{h:>12}" for h in heads)]
+    for split, row in summary["splits"].items():
+        cells = (row["clips"], *(row[s] for s in STATUSES), row["clips_without_label"])
+        lines.append(f"{split:<12}" + "".join(f"{c:>12}" for c in cells))
+    cache = _shown(summary["cache"])
+    notes = [f"{summary['done']} of {summary['clips']} clips in the cache {cache} ({summary['reused']} kept from "
+             f"an earlier run), {summary['seconds']:.0f} s with {summary['workers']} worker(s)"]
+    if summary["labels_without_clip"]:
+        notes.append(f"{summary['labels_without_clip']} labelled clips were not found (listed in manifest.json)")
+    if summary["split_conflicts"]:
+        notes.append(f"{summary['split_conflicts']} clips sit in a folder of another split than their "
+                     "annotation file says (manifest.json: split_conflicts)")
+    notes.append(f"next: python -m helpers train {cache} --out data/runs/light")
+    return "\n".join(lines + notes)
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
@@ -40,7 +83,7 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
         workers=args.workers,
         labels=[Path(p) for p in args.labels] if args.labels else None,
     )
-    print(json.dumps(summary, indent=2))
+    print(json.dumps(summary, indent=2) if args.json else prepare_summary_text(summary))
     return 0
 
 
@@ -58,7 +101,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
         distribution=args.distribution,
         padding=args.padding,
     )
-    print(json.dumps(metrics, indent=2))
+    if args.json:
+        print(json.dumps(metrics, indent=2))
+    else:
+        from helpers.metrics import format_report
+
+        print(format_report(metrics, title=f"{metrics['model']} model, test split "
+                                           f"({metrics['epochs_run']} epochs, {metrics['train_seconds']:.0f} s)"))
+        print(f"run folder: {_shown(args.out)} (metrics.json has every figure)")
+        print(f"next: python -m helpers predict YOUR_CLIP.mp4 --model {_shown(args.out)}")
     return 0
 
 
@@ -120,6 +171,7 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
                    help=f"how a clip is made --length long (default {padding})")
     p.add_argument("--distribution", default=_default(train, "distribution"), choices=list(DISTRIBUTIONS),
                    help="'mirrored': tf.distribute.MirroredStrategy over the visible devices")
+    p.add_argument("--json", action="store_true", help="print every figure of metrics.json")
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -140,6 +192,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     clips, seed = _default(make_demo_dataset, "n_clips"), _default(make_demo_dataset, "seed")
     p.add_argument("--clips", type=int, default=clips, help=f"number of clips (default {clips})")
     p.add_argument("--seed", type=int, default=seed, help=f"random seed (default {seed})")
+    p.add_argument("--json", action="store_true", help="print the full summary as JSON")
     p.set_defaults(func=_cmd_demo_data)
 
     p = sub.add_parser("prepare", help="turn every clip into a cached face sequence")
@@ -153,6 +206,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                    help="worker processes (default: CPU count)")
     p.add_argument("--labels", nargs="+", default=None, metavar="FILE",
                    help="annotation pickles (default: annotation_*.pkl found in SOURCE)")
+    p.add_argument("--json", action="store_true", help="print the full summary as JSON")
     p.set_defaults(func=_cmd_prepare)
 
     p = sub.add_parser("train", help="train a model on a prepared cache and score it on the test split")

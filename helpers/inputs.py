@@ -76,7 +76,7 @@ def to_model_input(faces: np.ndarray, found: np.ndarray, length: int,
 
     Returns ``(faces, mask)``: float32 ``[length, s, s, 1]`` in [0, 1] and bool ``[length]``,
     True only for real frames with a detected face. The same preprocessing serves
-    training, evaluation and ``predict_video``.
+    training, evaluation and ``helpers.predict``.
     """
     faces = np.asarray(faces)
     found = np.asarray(found, dtype=bool)

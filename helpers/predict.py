@@ -142,6 +142,13 @@ def predict_clip(run: dict[str, Any], path: Path) -> ClipPrediction:
                           warning=warning)
 
 
+def predict_video(video: str | Path, run_dir: Path) -> ClipPrediction:
+    """One clip's ``ClipPrediction`` with the run in ``run_dir`` (its model is loaded once per process)."""
+    from helpers.training import load_run
+
+    return predict_clip(load_run(run_dir), Path(video))
+
+
 def predict_clips(paths: Sequence[str | Path], run_dir: Path, progress: bool = False) -> list[ClipPrediction]:
     """One ``ClipPrediction`` per clip found in ``paths``, with one model load for all of them."""
     from helpers.training import load_run

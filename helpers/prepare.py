@@ -24,7 +24,7 @@ import numpy as np
 from helpers.cache import (CLIPS_DIR, MANIFEST_NAME, MANIFEST_VERSION, STATUSES, CacheFileError, clip_cache_path,
                            load_clip_cache, read_manifest, save_clip_cache, write_manifest)
 from helpers import SPLITS
-from helpers.dataset import Assembly, assemble
+from helpers.dataset import VIDEO_SUFFIXES, Assembly, assemble
 
 #: Folder of the cache where the distributed zips are unpacked.
 EXTRACTED_DIR = "extracted"
@@ -377,6 +377,12 @@ def prepare(source: Path, cache_dir: Path, num_frames: int = 32, size: int = 48,
     cache_dir.mkdir(parents=True, exist_ok=True)
     assembly = assemble(source, [Path(p) for p in labels] if labels is not None else None,
                         extract_to=cache_dir / EXTRACTED_DIR, exclude=[cache_dir], progress=progress)
+    if not assembly.clips:
+        skipped = "".join(f"; skipped {d['archive']}: {d['reason']}" for d in assembly.extraction.skipped)
+        raise ValueError(
+            f"{source}: no clip found{skipped}. Searched every subfolder for files ending in {', '.join(VIDEO_SUFFIXES)} "
+            "and for .zip archives holding them (First Impressions V2: train-1.zip ... or the extracted "
+            "training80_XX / validation80_XX / test80_XX folders); point prepare at the folder that holds them")
 
     from tqdm import tqdm
 

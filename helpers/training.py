@@ -18,8 +18,7 @@ It writes to the run folder ``run_dir``:
   became ``length``/``num_frames``/``padding``/``distribution``; ``load_run`` refuses
   older run folders with a message to re-run train.
 
-``predict_video(video, run_dir)`` turns one clip into trait scores with the run's
-settings and the same preprocessing as training.
+Scoring new clips with a run is ``helpers.predict``'s job.
 """
 
 from __future__ import annotations
@@ -266,27 +265,3 @@ def load_run(run_dir: Path) -> dict[str, Any]:
         _RUN_CACHE.clear()
         _RUN_CACHE[key] = {"model": load_model(model_path), "settings": metrics["settings"], "metrics": metrics}
     return _RUN_CACHE[key]
-
-
-def predict_faces(model, faces: np.ndarray, found: np.ndarray, length: int,
-                  padding: Strategy = DEFAULT_PADDING) -> dict[str, float]:
-    """Trait scores for one clip's face crops (uint8 ``[n, s, s]``) and ``found`` flags."""
-    x, mask = to_model_input(faces, found, length, padding)
-    pred = np.asarray(model.predict_on_batch({"faces": x[None], "mask": mask[None]}))[0]
-    return {t: float(v) for t, v in zip(TRAITS, pred)}
-
-
-def predict_video(video: Path, run_dir: Path) -> dict[str, float]:
-    """The five trait scores (TRAITS order, each in [0, 1]) for one video file.
-
-    Samples and crops faces with the run's settings (``video_to_faces`` with the cache's
-    ``num_frames`` and crop size), then the training preprocessing. A clip where no face is
-    found still gets scores (the model sees an all-False mask); check
-    ``helpers.faces.video_to_faces(video).found`` first if that matters.
-    """
-    from helpers.faces import video_to_faces
-
-    run = load_run(run_dir)
-    s = run["settings"]
-    seq = video_to_faces(Path(video), num_frames=int(s["num_frames"]), size=int(s["size"]))
-    return predict_faces(run["model"], seq.faces, seq.found, int(s["length"]), s["padding"])

@@ -149,10 +149,15 @@ def test_command_line_and_rebuilding(tmp_path, capsys):
     from helpers.__main__ import main
 
     folder = tmp_path / "cli"
-    assert main(["demo-data", str(folder), "--clips", "4", "--seed", "2"]) == 0
+    assert main(["demo-data", str(folder), "--clips", "4", "--seed", "2", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["clips"] == 4 and summary["seed"] == 2
     assert summary["megabytes"] > 0 and summary["seconds"] > 0
+    # By default a few lines a person reads: counts, the face check, where, what next.
+    assert main(["demo-data", str(folder), "--clips", "4", "--seed", "2"]) == 0
+    text = capsys.readouterr().out
+    assert len(text.splitlines()) <= 4 and "4 clips" in text and "face check" in text
+    assert f"python -m helpers prepare {folder}" in text and "{" not in text
     assert len(list(folder.rglob("*.mp4"))) == 4
     # Building again replaces the previous demo data, leaving no stale clip...
     make_demo_dataset(folder, n_clips=3, seed=1, progress=False, workers=1, check_frames=0)

@@ -12,19 +12,19 @@ import pytest
 from helpers import TRAITS
 from helpers import predict as P
 from helpers.__main__ import main
-from helpers.synthetic import load_face_photo, place_face, write_video
+from helpers.synthetic import HeadSprite, write_video
 
 FORMAT_KEYS = {"clip", "status", "usable_frames", "sampled_frames", "scores", "warning", "error"}
 
 
 def face_clip(path: Path, n: int = 24, face_from: int = 0) -> Path:
     """A 320x240 clip of the bundled photo's face; frames before ``face_from`` show an empty background."""
-    photo = load_face_photo()
+    sprite = HeadSprite(110)
     frames = []
     for i in range(n):
         frame = np.full((240, 320, 3), 90, np.uint8)
         if i >= face_from:
-            frame = place_face(frame, photo, (160, 120), 120)
+            frame, _ = sprite.paste(frame, (160, 120), 0.0)
         frames.append(frame)
     write_video(path, frames, 25.0)
     return path
@@ -39,7 +39,7 @@ def clips(tmp_path_factory):
     face_clip(folder / "bob.001.mp4")
     write_video(folder / "wall.000.mp4", [np.full((240, 320, 3), 90, np.uint8)] * 24, 25.0)
     (folder / "notes.000.mp4").write_text("not a video")
-    face_clip(folder / "late.000.mp4", n=40, face_from=34)
+    face_clip(folder / "late.000.mp4", n=200, face_from=180)  # of 8 sampled frames (1 s apart) only one shows it
     return folder
 
 
@@ -92,9 +92,10 @@ def test_table_shows_usable_of_sampled_and_scores(run_dir, clips, capsys):
     code, out, _ = run_cli(capsys, clips / "alice.000.mp4", clips / "notes.000.mp4", "--model", run_dir)
     assert code == 0
     alice = [l for l in out.splitlines() if "alice.000.mp4" in l][0]
-    sampled = int(alice.split()[1].split("/")[1])
-    assert alice.split()[1] == f"{sampled}/{sampled}"
-    assert len([float(v) for v in alice.split()[2:]]) == 5
+    frames, *scores = alice.rsplit(None, 6)[1:]  # the clip's path may hold spaces
+    sampled = int(frames.split("/")[1])
+    assert frames == f"{sampled}/{sampled}" and sampled > 0
+    assert all(0.0 <= float(v) <= 1.0 for v in scores) and len(scores) == 5
     assert "unreadable" in [l for l in out.splitlines() if "notes.000.mp4" in l][0]
     assert P.SCORES_MEANING.split(":")[0] in out
 
@@ -133,3 +134,19 @@ def test_usage_errors_exit_2(run_dir, tmp_path, capsys):
     assert code == 2 and "missing.mp4" in err
     code, _, err = run_cli(capsys, tmp_path / "x.mp4", "--model", tmp_path)
     assert code == 2 and "run folder" in err
+
+
+def test_scores_use_the_training_preprocessing(run_dir, clips):
+    """predict_video's scores are the model's output on ``to_model_input`` of the clip's usable crops."""
+    from helpers.faces import video_to_faces
+    from helpers.inputs import to_model_input
+    from helpers.training import load_run
+
+    row = P.predict_video(clips / "alice.000.mp4", run_dir)
+    run = load_run(run_dir)
+    s = run["settings"]
+    seq = video_to_faces(clips / "alice.000.mp4", num_frames=s["num_frames"], size=s["size"])
+    x, mask = to_model_input(seq.faces, seq.usable, s["length"], s["padding"])
+    expected = np.asarray(run["model"].predict_on_batch({"faces": x[None], "mask": mask[None]}))[0]
+    assert row.status == "scored" and row.sampled_frames == s["num_frames"]
+    assert [row.scores[t] for t in TRAITS] == pytest.approx(expected.tolist())

@@ -389,9 +389,31 @@ def test_cli_prepare_prints_summary(dataset, tmp_path):
                            "--num-frames", str(FRAMES), "--size", str(SIZE), "--workers", "1"],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
+    # A table per split and status, then the cache and what to run next.
+    rows = {line.split()[0]: line.split()[1:] for line in proc.stdout.splitlines()[1:4]}
+    assert set(rows) == {"train", "validation", "test"}
+    heads = proc.stdout.splitlines()[0].split()
+    totals = {h: sum(int(r[i]) for r in rows.values()) for i, h in enumerate(heads[:4])}
+    assert totals == {"clips": 7, "prepared": 4, "no_face": 1, "unreadable": 2}
+    assert f"python -m helpers train {out}" in proc.stdout
+    proc = subprocess.run([sys.executable, "-m", "helpers", "prepare", str(dataset), "--out", str(out),
+                           "--num-frames", str(FRAMES), "--size", str(SIZE), "--workers", "1", "--json"],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
     summary = json.loads(proc.stdout)
     assert summary["prepared"] == 4 and summary["unreadable"] == 2 and summary["no_face"] == 1
     assert set(read_manifest(out)["clips"]["v4l.001.mp4"]["labels"]) == set(ANNOTATION_KEYS)
+
+
+def test_empty_source_is_an_error_naming_the_folder_and_what_was_searched(tmp_path):
+    empty = tmp_path / "my videos"
+    (empty / "sub").mkdir(parents=True)
+    (empty / "sub" / "notes.txt").write_text("no clips here")
+    with pytest.raises(ValueError, match=r"no clip found") as err:
+        prepare(empty, tmp_path / "cache", progress=False)
+    assert str(empty) in str(err.value) and ".mp4" in str(err.value) and ".zip" in str(err.value)
+    proc = subprocess.run([sys.executable, "-m", "helpers", "prepare", str(empty), "--out", str(tmp_path / "c2")],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "no clip found" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_progress_bar_on_stderr_only_when_asked(dataset, tmp_path, monkeypatch, capfd):

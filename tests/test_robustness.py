@@ -359,7 +359,8 @@ def hostile(tmp_path_factory):
     src, out = root / "src", root / "cache"
     info = build_hostile_source(src)
     with FifoGuard(src / "train-1/training80_01/fifo.001.mp4") as guard:
-        proc = cli("prepare", str(src), "--out", str(out), "--num-frames", str(FRAMES), "--size", str(SIZE), "--workers", "2")
+        proc = cli("prepare", str(src), "--out", str(out), "--num-frames", str(FRAMES), "--size", str(SIZE), "--workers", "2",
+                   "--json")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert not guard.unblocked, "a worker blocked opening the FIFO"
     return {**info, "src": src, "out": out, "summary": json.loads(proc.stdout), "manifest": read_manifest(out)}
@@ -673,7 +674,7 @@ def test_sigkilled_cli_prepare_resumes_without_redoing_or_losing_clips(tmp_path)
     assert 3 <= len(finished) < len(names)
     assert read_manifest(out)["complete"] is False
 
-    proc2 = cli(*args)
+    proc2 = cli(*args, "--json")
     assert proc2.returncode == 0, proc2.stderr[-2000:]
     summary = json.loads(proc2.stdout)
     manifest = read_manifest(out)

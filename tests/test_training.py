@@ -133,35 +133,6 @@ def test_verbose_prints_one_line_per_epoch(cache, tmp_path, capsys):
     assert len(lines) == 2 and "val_mae" in lines[0] and lines[1].startswith("epoch   2/2")
 
 
-def _face_video(path: Path, n=20):
-    from helpers.synthetic import gradient_background, place_face, write_video
-
-    bg = gradient_background(240, 320, np.random.default_rng(0))
-    frames = (place_face(bg, (160 + 3 * np.sin(i / 3), 120), 100, angle=4 * np.sin(i / 2))[0] for i in range(n))
-    write_video(path, frames, fps=25.0)
-    return path
-
-
-def test_predict_video_returns_five_scores(run, tmp_path):
-    out, _ = run
-    video = _face_video(tmp_path / "face.mp4")
-    scores = Tr.predict_video(video, out)
-    assert list(scores) == list(TRAITS)
-    assert all(isinstance(v, float) and 0.0 <= v <= 1.0 for v in scores.values())
-    # the same preprocessing as training: predict_faces on the video's crops gives the same numbers
-    from helpers.faces import video_to_faces
-
-    seq = video_to_faces(video, num_frames=FRAMES, size=SIZE)
-    assert seq.found.any()
-    again = Tr.predict_faces(Tr.load_run(out)["model"], seq.faces, seq.found, FRAMES)
-    assert again == pytest.approx(scores)
-
-
-def test_predict_video_needs_a_run_folder(tmp_path):
-    with pytest.raises(FileNotFoundError, match="run folder"):
-        Tr.predict_video(tmp_path / "x.mp4", tmp_path)
-
-
 def test_corrupted_training_file_is_reported_and_skipped(tmp_path):
     cache = make_cache(tmp_path, seed=2)
     bad = clip_cache_path(cache, "tr03.000.mp4")
@@ -175,10 +146,16 @@ def test_cli_train(cache, tmp_path, capsys):
     from helpers.__main__ import main
 
     assert main(["train", str(cache), "--out", str(tmp_path / "cli"), "--length", str(FRAMES),
-                 "--epochs", "1", "--batch-size", "4"]) == 0
+                 "--epochs", "1", "--batch-size", "4", "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["model"] == "light" and printed["epochs_run"] == 1
     assert (tmp_path / "cli" / "metrics.json").is_file()
+    # By default the report a person reads: one row per trait beside the baseline, the run folder.
+    assert main(["train", str(cache), "--out", str(tmp_path / "cli2"), "--length", str(FRAMES),
+                 "--epochs", "1", "--batch-size", "4"]) == 0
+    text = capsys.readouterr().out
+    assert all(t in text for t in TRAITS) and "baseline" in text and "{" not in text
+    assert f"run folder: {tmp_path / 'cli2'}" in text
 
 
 def test_run_of_an_older_version_is_refused(tmp_path):
