@@ -14,11 +14,19 @@ One module per stage of the pipeline, in data-flow order:
 - ``helpers.metrics``: the challenge metric, the train-mean baseline, Pearson r.
 - ``helpers.training``: train, evaluate and predict.
 - ``helpers.plots``: the pictures the notebooks show.
+- ``helpers.quiet``: TensorFlow's and FFmpeg's start-up chatter silenced (on by ``import helpers``).
+- ``helpers.setup``: the notebooks' setup (repairs OpenCV on Colab); ``helpers.repository``: links.
 
 Run ``python -m helpers --help`` for the command line.
 """
 
+from helpers import quiet as _quiet
+
 __version__ = "0.1.0"
+
+# Before anything imports TensorFlow: its first import in this process is then quiet,
+# whoever makes it (a notebook's `import keras`, or helpers.models).
+_quiet.install()
 
 #: The Big Five traits, in the fixed order used for model targets and outputs.
 TRAITS: tuple[str, ...] = (
