@@ -76,6 +76,16 @@ def _cmd_notebooks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_set_repository(args: argparse.Namespace) -> int:
+    from helpers.repository import root, set_repository
+
+    changed = set_repository(args.repository, args.branch)
+    for path in changed:
+        print(f"rewrote {path.relative_to(root()).as_posix()}")
+    print(f"links point at {args.repository} ({args.branch}); {len(changed)} files changed")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m helpers``."""
     parser = argparse.ArgumentParser(prog="python -m helpers", description="Apparent personality from face videos: the tutorial series' command line.")
@@ -118,6 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="*", help="notebooks to run (default: notebooks/NN_*.ipynb in order)")
     p.add_argument("--timeout", type=int, default=900, help="seconds allowed per cell (default 900)")
     p.set_defaults(func=_cmd_notebooks)
+
+    p = sub.add_parser("set-repository", help="point every Colab/Binder badge and clone URL at a repository")
+    p.add_argument("repository", help="GitHub OWNER/NAME (e.g. your fork)")
+    p.add_argument("--branch", default="main", help="branch the links open (default main)")
+    p.set_defaults(func=_cmd_set_repository)
     return parser
 
 
