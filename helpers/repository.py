@@ -30,6 +30,14 @@ LINK_PATTERNS = (
 )
 _REPOSITORY_RE = re.compile(rf"^{_NAME}/{_NAME}$")
 _BADGE_MARK = "colab-badge.svg"
+_CLOSING_MARK = "**Done? Shut this notebook's kernel down**"
+#: The last cell of every notebook (Markdown): Binder's 2 GB are shared by all open kernels.
+CLOSING_NOTE = (
+    f"{_CLOSING_MARK} before you open the next one (JupyterLab and Binder: *Kernel > Shut Down Kernel*). "
+    "A kernel keeps all that its notebook loaded until it is shut down (TensorFlow alone holds about "
+    "half a gigabyte), and on Binder every open kernel shares one 2 GB allowance: past it, Binder "
+    "restarts them. Nothing is lost: what the next notebook needs from this one is saved in `data/`."
+)
 _SETUP_MARK = "# Setup"
 
 
@@ -80,7 +88,7 @@ from pathlib import Path
 if "google.colab" in sys.modules and not Path("../helpers").is_dir():
     if not Path("{name}").is_dir():
         !git clone -q --depth 1 --branch {branch} https://github.com/{repository}
-    %cd {name}/notebooks
+    %cd -q {name}/notebooks
 sys.path.insert(0, str(Path.cwd().parent))  # the repository root, one folder up from notebooks/
 import helpers.setup
 
@@ -103,7 +111,7 @@ def _is_title_cell(cell: dict) -> bool:
 
 
 def rewrite_notebook(nb: dict, notebook: str, repository: str, branch: str) -> dict:
-    """Set the badge (in the title cell) and the setup cell of a notebook (nbformat JSON as a dict)."""
+    """Set a notebook's generated parts: badge (in the title cell), setup cell, closing note (last cell)."""
     badge = notebook_badge(notebook, repository, branch)
     cells = nb["cells"]
     title = next((c for c in cells if _is_title_cell(c)), None)
@@ -118,7 +126,20 @@ def rewrite_notebook(nb: dict, notebook: str, repository: str, branch: str) -> d
     for cell in cells:
         if _is_setup_cell(cell):
             cell["source"] = setup_cell(repository, branch)
+    closing = [c for c in cells if _is_closing_cell(c)]
+    cells[:] = [c for c in cells if not _is_closing_cell(c)]
+    if closing:
+        closing[-1]["source"] = CLOSING_NOTE
+        cells.append(closing[-1])  # keeps its id: a second run changes nothing
+    else:
+        import nbformat
+
+        cells.append(nbformat.v4.new_markdown_cell(CLOSING_NOTE))
     return nb
+
+
+def _is_closing_cell(cell: dict) -> bool:
+    return cell.get("cell_type") == "markdown" and "".join(cell.get("source", "")).startswith(_CLOSING_MARK)
 
 
 def rewrite_text(text: str, repository: str, branch: str) -> str:
@@ -177,6 +198,8 @@ def link_mismatches(base: Path | None = None, repository: str = REPOSITORY, bran
             if len(setups) != 1 or "".join(setups[0]["source"]) != setup_cell(repository, branch):
                 problems.append(f"{rel}: {len(setups)} setup cells, expected one equal to repository.setup_cell()")
             wanted = [notebook_badge(path.name, repository, branch)]
+            if not cells or not _is_closing_cell(cells[-1]) or "".join(cells[-1]["source"]) != CLOSING_NOTE:
+                problems.append(f"{rel}: last cell is not repository.CLOSING_NOTE")
         else:
             wanted = readme_badges(repository, branch)
         for pattern, _ in LINK_PATTERNS:

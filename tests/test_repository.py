@@ -59,11 +59,13 @@ def test_a_new_notebook_without_badge_gets_one(copy: Path):
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_markdown_cell("# 07 · More\n\nText."), nbformat.v4.new_code_cell("# Setup\nold")]
     nbformat.write(nb, copy / "notebooks" / "07_more.ipynb")
-    assert len(R.link_mismatches(copy)) == 2
+    problems = R.link_mismatches(copy)
+    assert [p.split(": ")[1].split()[0] for p in problems] == ["1", "last", "missing"]
     R.set_repository(R.REPOSITORY, R.BRANCH, base=copy)
     assert R.link_mismatches(copy) == []
-    title = nbformat.read(copy / "notebooks" / "07_more.ipynb", as_version=4).cells[0].source
-    assert title.splitlines()[:3] == ["# 07 · More", "", R.notebook_badge("07_more.ipynb")]
+    cells = nbformat.read(copy / "notebooks" / "07_more.ipynb", as_version=4).cells
+    assert cells[0].source.splitlines()[:3] == ["# 07 · More", "", R.notebook_badge("07_more.ipynb")]
+    assert cells[-1].cell_type == "markdown" and cells[-1].source == R.CLOSING_NOTE and len(cells) == 3
 
 
 @pytest.mark.parametrize("repository, branch", [("no-slash", "main"), ("a/b/c", "main"), ("a/b.git", "main"),
