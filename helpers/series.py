@@ -138,7 +138,8 @@ def _widget_text(model_id: str, state: dict) -> str | None:
         return None
     done = children[1].get("value", 0) / (children[1]["max"] or 1)
     bar = "█" * int(round(10 * min(max(done, 0.0), 1.0)))
-    left, right = (html.unescape(children[i].get("value", "")).strip() for i in (0, 2))
+    # tqdm pads with figure spaces (U+2007): plain spaces read the same in any viewer.
+    left, right = (html.unescape(children[i].get("value", "")).replace("\u2007", " ").strip() for i in (0, 2))
     return f"{left}|{bar:<10}|{right}".strip()
 
 
@@ -214,6 +215,7 @@ def execute_notebook(path: Path, timeout: int = 900) -> NotebookRun:
     with client.setup_kernel():
         for index, cell in enumerate(nb.cells):
             client.execute_cell(cell, index)
+        client.set_widgets_metadata()  # final state of progress bars, for finalise_widgets
         process = getattr(getattr(client.km, "provisioner", None), "process", None)
         if process is not None:
             peak = _peak_rss_mb(process.pid)
