@@ -127,3 +127,15 @@ def test_ffmpeg_message_about_a_cut_mp4_is_silenced_by_import_helpers(tmp_path, 
     result = _python(prefix + f"import cv2; print(cv2.VideoCapture({str(clip)!r}).isOpened())")
     assert result.stdout.strip() == "False"
     assert ("moov atom not found" in result.stderr) is not with_helpers
+
+
+@pytest.mark.slow
+def test_a_masked_recurrent_layer_runs_quietly_after_import_helpers():
+    code = ("import helpers, keras, numpy as np\n"
+            "x = np.random.rand(2, 5, 3).astype('float32'); m = np.array([[1, 1, 1, 0, 0], [1] * 5], bool)\n"
+            "inp, mask = keras.Input((5, 3)), keras.Input((5,), dtype='bool')\n"
+            "model = keras.Model([inp, mask], keras.layers.GRU(4)(inp, mask=mask))\n"
+            "print(model.predict([x, m], verbose=0).shape)\n")
+    result = _python(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "(2, 4)" and result.stderr == ""
