@@ -31,7 +31,8 @@ def test_set_repository_rewrites_every_link(copy: Path):
     # ... and nothing points at the old setting any more.
     assert R.link_mismatches(copy)
     everything = "".join(p.read_text(encoding="utf-8") for p in R.linked_files(copy))
-    assert R.REPOSITORY not in everything
+    links = [m.group("repository") for pattern, _ in R.LINK_PATTERNS for m in pattern.finditer(everything)]
+    assert len(links) >= 2 * len(R.linked_files(copy)) - 1 and set(links) == {"octocat/fi-fork"}
     setting = (copy / "helpers" / "repository.py").read_text(encoding="utf-8")
     assert 'REPOSITORY = "octocat/fi-fork"' in setting and 'BRANCH = "workshop"' in setting
     assert "--branch workshop https://github.com/octocat/fi-fork\\n" in (copy / "notebooks" / "05_model_training.ipynb").read_text()
