@@ -117,6 +117,7 @@ def _output_text(output: dict) -> str:
 def output_problems(nb: dict) -> list[str]:
     """Every chatter line, machine path or widget-view leftover in a notebook's outputs, as text."""
     problems = []
+    here = str(repo_root())  # wherever this checkout lives, its folder is the machine's
     if "widgets" in nb.get("metadata", {}):
         problems.append("notebook metadata keeps widget state")
     for index, cell in enumerate(nb.get("cells", [])):
@@ -125,6 +126,8 @@ def output_problems(nb: dict) -> list[str]:
                 problems.append(f"cell {index}: widget view (shows as an error once the kernel is gone)")
             for line in _output_text(output).splitlines():
                 what = next((what for what, pattern in OUTPUT_PROBLEMS.items() if pattern.search(line)), None)
+                if what is None and here in line:
+                    what = "machine path"
                 if what:
                     problems.append(f"cell {index}: {what}: {line.strip()[:120]}")
     return problems

@@ -83,6 +83,11 @@ def test_an_unknown_widget_keeps_its_text_and_a_closed_one_goes():
     assert "widgets" not in nb.metadata
 
 
+def test_the_checkouts_own_folder_is_a_machine_path():
+    problems = S.output_problems(_nb([_stream(f"saved to {S.repo_root()}/data/runs\n", "stdout")]))
+    assert len(problems) == 1 and "machine path" in problems[0]
+
+
 def test_shown_paths_are_relative_to_the_repository(tmp_path):
     assert S.shown(S.data_dir() / "demo") == "data/demo"
     assert S.shown(tmp_path) == str(tmp_path)
