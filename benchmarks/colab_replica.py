@@ -141,8 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         seconds = time.perf_counter() - start
         total += seconds
         failed += result.returncode != 0
-        note = (result.stdout.strip() or result.stderr.strip().splitlines()[-1:] or [""])
-        note = note if isinstance(note, str) else note[0]
+        # The child prints what the setup cell printed, or the error; a crash leaves only stderr.
+        note = result.stdout.strip() or (result.stderr.strip().splitlines() or [""])[-1]
         print(f"{'PASS' if result.returncode == 0 else 'FAIL'}  {path.name:<40} {seconds:6.1f} s   {note}", flush=True)
     print(f"{len(paths) - failed} passed, {failed} failed ({total:.0f} s in all)")
     return 1 if failed else 0
