@@ -90,7 +90,13 @@ def execute_alone(notebook: Path, content: Path, out: Path, timeout: int) -> tup
         nbformat.write(nb, out)
     setup = next((c for c in nb.cells if c.cell_type == "code"), None)
     printed = "".join(o.get("text", "") for o in (setup.outputs if setup else []) if o.get("output_type") == "stream")
-    return ok, (note or printed.strip().replace("\n", " | "))
+    # Chatter or machine paths in what the reader sees (live widget views are normal on Colab).
+    sys.path.insert(0, str(ROOT))
+    from helpers.series import output_problems
+
+    problems = [p for p in output_problems(nb) if "widget" not in p]
+    shown = note or printed.strip().replace("\n", " | ")
+    return ok, f"{shown} [output problems: {len(problems)}{': ' + problems[0] if problems else ''}]"
 
 
 def main(argv: list[str] | None = None) -> int:
