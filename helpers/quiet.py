@@ -171,14 +171,23 @@ def _remove_finder() -> None:
     sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _QuietFinder)]
 
 
+#: Set to "1" by ``install(verbose=True)``; processes started afterwards (notebook kernels,
+#: workers) inherit it, so their ``import helpers`` stays verbose too.
+VERBOSE_VARIABLE = "HELPERS_VERBOSE"
+
+
 def install(verbose: bool = False) -> None:
     """Make this process's first TensorFlow/Keras import quiet, and FFmpeg's messages inside OpenCV.
 
-    Idempotent. ``verbose=True`` undoes it (removes the import hook, unsets the variables
-    this module set): call it before anything imports TensorFlow or opens a video.
+    Idempotent. ``verbose=True`` (or the environment variable ``HELPERS_VERBOSE=1``) undoes
+    it: removes the import hook and unsets the variables this module set, and sets
+    ``HELPERS_VERBOSE=1`` for child processes. Call it before anything imports TensorFlow or
+    opens a video (the command line's ``--verbose``).
     """
+    verbose = verbose or os.environ.get(VERBOSE_VARIABLE) == "1"
     _state["verbose"] = verbose
     if verbose:
+        os.environ[VERBOSE_VARIABLE] = "1"
         _remove_finder()
         for key, value in _state["env_set"].items():
             if os.environ.get(key) == value:

@@ -69,20 +69,24 @@ def test_verbose_redirects_nothing(capfd):
 
 
 def test_install_verbose_undoes_what_install_did(monkeypatch):
-    for key in quiet.QUIET_ENVIRONMENT:
+    for key in (*quiet.QUIET_ENVIRONMENT, quiet.VERBOSE_VARIABLE):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))
     monkeypatch.setitem(quiet._state, "env_set", {})
-    quiet.install(verbose=True)
+    monkeypatch.setitem(quiet._state, "verbose", False)
     quiet.install()
     assert os.environ["OPENCV_FFMPEG_LOGLEVEL"] == "-8"
     quiet.install(verbose=True)
     assert "OPENCV_FFMPEG_LOGLEVEL" not in os.environ and "TF_CPP_MIN_LOG_LEVEL" not in os.environ
     assert not any(isinstance(f, quiet._QuietFinder) for f in sys.meta_path)
+    # Child processes (kernels) inherit the choice: their own install() stays verbose.
+    assert os.environ[quiet.VERBOSE_VARIABLE] == "1"
+    quiet.install()
+    assert "OPENCV_FFMPEG_LOGLEVEL" not in os.environ and quiet._state["verbose"]
 
 
 def _python(code: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if k not in quiet.QUIET_ENVIRONMENT}
+    clean = {k: v for k, v in os.environ.items() if k not in (*quiet.QUIET_ENVIRONMENT, quiet.VERBOSE_VARIABLE)}
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
                           env={**clean, **(env or {})})
 
@@ -120,13 +124,13 @@ def _broken_mp4(path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("with_helpers", [True, False])
-def test_ffmpeg_message_about_a_cut_mp4_is_silenced_by_import_helpers(tmp_path, with_helpers):
+@pytest.mark.parametrize("with_helpers, env", [(True, {}), (False, {}), (True, {"HELPERS_VERBOSE": "1"})])
+def test_ffmpeg_message_about_a_cut_mp4_is_silenced_by_import_helpers(tmp_path, with_helpers, env):
     clip = _broken_mp4(tmp_path / "cut.mp4")
     prefix = "import helpers; " if with_helpers else ""
-    result = _python(prefix + f"import cv2; print(cv2.VideoCapture({str(clip)!r}).isOpened())")
+    result = _python(prefix + f"import cv2; print(cv2.VideoCapture({str(clip)!r}).isOpened())", env)
     assert result.stdout.strip() == "False"
-    assert ("moov atom not found" in result.stderr) is not with_helpers
+    assert ("moov atom not found" in result.stderr) is not (with_helpers and not env)
 
 
 @pytest.mark.slow
