@@ -50,8 +50,9 @@ def check_repository(repository: str, branch: str) -> None:
     """Raise ValueError unless ``repository`` looks like ``owner/name`` and ``branch`` has no space."""
     if not _REPOSITORY_RE.match(repository) or repository.endswith(".git"):
         raise ValueError(f"{repository!r} is not a GitHub repository as OWNER/NAME (e.g. octocat/first-impressions-tutorial)")
-    if not branch or re.search(r"[\s?#\"']", branch):
-        raise ValueError(f"{branch!r} is not a branch name")
+    if not branch or re.search(r"[\s?#\"'/\\]", branch):
+        # "/" too: in a Colab URL it could not be told from the path that follows.
+        raise ValueError(f"{branch!r} is not a branch name this setting supports (no spaces, '/', '?' or '#')")
 
 
 def colab_url(notebook: str, repository: str = REPOSITORY, branch: str = BRANCH) -> str:

@@ -70,7 +70,8 @@ def test_a_new_notebook_without_badge_gets_one(copy: Path):
 
 
 @pytest.mark.parametrize("repository, branch", [("no-slash", "main"), ("a/b/c", "main"), ("a/b.git", "main"),
-                                                ("owner/name", "two words"), ("owner/na me", "main")])
+                                                ("owner/name", "two words"), ("owner/na me", "main"),
+                                                ("owner/name", "feature/x")])
 def test_bad_settings_are_refused(repository, branch, copy: Path):
     with pytest.raises(ValueError, match="OWNER/NAME|branch"):
         R.set_repository(repository, branch, base=copy)
