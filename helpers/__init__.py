@@ -19,11 +19,19 @@ before it; ``.importlinter`` checks it, the README's "Architecture" section list
 - ``helpers.training``: train, evaluate and predict.
 - ``helpers.plots``: the pictures the notebooks show.
 - ``helpers.series``: the notebooks' shared data folders, and running the notebooks.
+- ``helpers.quiet``: TensorFlow's and FFmpeg's start-up chatter silenced (on by ``import helpers``).
+- ``helpers.setup``: the notebooks' setup (repairs OpenCV on Colab); ``helpers.repository``: links.
 
 Run ``python -m helpers --help`` for the command line.
 """
 
+from helpers import quiet as _quiet
+
 __version__ = "0.1.0"
+
+# Before anything imports TensorFlow: its first import in this process is then quiet,
+# whoever makes it (a notebook's `import keras`, or helpers.models).
+_quiet.install()
 
 #: The Big Five traits, in the fixed order used for model targets and outputs.
 TRAITS: tuple[str, ...] = (

@@ -144,6 +144,16 @@ def _cmd_notebooks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_set_repository(args: argparse.Namespace) -> int:
+    from helpers.repository import root, set_repository
+
+    changed = set_repository(args.repository, args.branch)
+    for path in changed:
+        print(f"rewrote {path.relative_to(root()).as_posix()}")
+    print(f"links point at {args.repository} ({args.branch}); {len(changed)} files changed")
+    return 0
+
+
 def _cmd_labels(args: argparse.Namespace) -> int:
     from helpers.labels import format_label_report, label_report, load_label_files
 
@@ -233,6 +243,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                    help="folder holding the annotation files (annotation_training.pkl ...), or the files")
     p.add_argument("--json", action="store_true", help="print JSON (floats unrounded) instead of text")
     p.set_defaults(func=_cmd_labels)
+
+    p = sub.add_parser("set-repository", help="point every Colab/Binder badge and clone URL at a repository")
+    p.add_argument("repository", help="GitHub OWNER/NAME (e.g. your fork)")
+    p.add_argument("--branch", default="main", help="branch the links open (default main)")
+    p.set_defaults(func=_cmd_set_repository)
     return parser
 
 

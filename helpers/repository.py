@@ -1,0 +1,211 @@
+"""The one setting for where the series is published, and every link generated from it.
+
+README badges, each notebook's Colab badge and each setup cell's clone URL come from
+:data:`REPOSITORY` and :data:`BRANCH`. ``python -m helpers set-repository OWNER/NAME
+[--branch B]`` rewrites this file and all of them; ``tests/test_repository.py`` fails when
+any link disagrees. Until the series is published, :data:`REPOSITORY` holds a placeholder.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+#: GitHub "owner/name" that Colab, Binder and ``git clone`` use.
+REPOSITORY = "YOUR-GITHUB-USER/first-impressions-tutorial"
+#: Branch the links open.
+BRANCH = "main"
+
+_NAME = r"[A-Za-z0-9_.-]+"
+#: Colab, Binder and clone links to any GitHub repository (groups: repository, branch), each
+#: with the format of its replacement.
+LINK_PATTERNS = (
+    (re.compile(rf"https://colab\.research\.google\.com/github/(?P<repository>{_NAME}/{_NAME})/blob/(?P<branch>[^/\s\"')]+)/"),
+     "https://colab.research.google.com/github/{repository}/blob/{branch}/"),
+    (re.compile(rf"https://mybinder\.org/v2/gh/(?P<repository>{_NAME}/{_NAME})/(?P<branch>[^?\s\"')\\]+)"),
+     "https://mybinder.org/v2/gh/{repository}/{branch}"),
+    (re.compile(rf"--branch (?P<branch>[^\s\\]+) https://github\.com/(?P<repository>{_NAME}/{_NAME})"),
+     "--branch {branch} https://github.com/{repository}"),
+)
+_REPOSITORY_RE = re.compile(rf"^{_NAME}/{_NAME}$")
+_BADGE_MARK = "colab-badge.svg"
+_CLOSING_MARK = "**Done? Shut this notebook's kernel down**"
+#: The last cell of every notebook (Markdown): Binder's 2 GB are shared by all open kernels.
+CLOSING_NOTE = (
+    f"{_CLOSING_MARK} before you open the next one (JupyterLab and Binder: *Kernel > Shut Down Kernel*). "
+    "A kernel keeps all that its notebook loaded until it is shut down (TensorFlow alone holds about "
+    "half a gigabyte), and on Binder every open kernel shares one 2 GB allowance: past it, Binder "
+    "restarts them. Nothing is lost: what the next notebook needs from this one is saved in `data/`."
+)
+_SETUP_MARK = "# Setup"
+
+
+def root() -> Path:
+    """The repository folder (the parent of ``helpers/``)."""
+    return Path(__file__).resolve().parent.parent
+
+
+def check_repository(repository: str, branch: str) -> None:
+    """Raise ValueError unless ``repository`` looks like ``owner/name`` and ``branch`` has no space."""
+    if not _REPOSITORY_RE.match(repository) or repository.endswith(".git"):
+        raise ValueError(f"{repository!r} is not a GitHub repository as OWNER/NAME (e.g. octocat/first-impressions-tutorial)")
+    if not branch or re.search(r"[\s?#\"'/\\]", branch):
+        # "/" too: in a Colab URL it could not be told from the path that follows.
+        raise ValueError(f"{branch!r} is not a branch name this setting supports (no spaces, '/', '?' or '#')")
+
+
+def colab_url(notebook: str, repository: str = REPOSITORY, branch: str = BRANCH) -> str:
+    """Open ``notebooks/<notebook>`` of the repository in Colab."""
+    return f"https://colab.research.google.com/github/{repository}/blob/{branch}/notebooks/{notebook}"
+
+
+def binder_url(repository: str = REPOSITORY, branch: str = BRANCH) -> str:
+    """Open the notebooks folder in JupyterLab on Binder."""
+    return f"https://mybinder.org/v2/gh/{repository}/{branch}?urlpath=lab/tree/notebooks"
+
+
+def notebook_badge(notebook: str, repository: str = REPOSITORY, branch: str = BRANCH) -> str:
+    """The HTML "Open in Colab" badge at the top of a notebook."""
+    return (f'<a href="{colab_url(notebook, repository, branch)}" target="_parent"><img '
+            f'src="https://colab.research.google.com/assets/colab-badge.svg" alt="Open In Colab"/></a>')
+
+
+def readme_badges(repository: str = REPOSITORY, branch: str = BRANCH) -> list[str]:
+    """The README's Binder and Colab badge lines (Markdown)."""
+    return [f"[![Binder](https://mybinder.org/badge_logo.svg)]({binder_url(repository, branch)})",
+            f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+            f"({colab_url('00_overview.ipynb', repository, branch)})"]
+
+
+def setup_cell(repository: str = REPOSITORY, branch: str = BRANCH) -> str:
+    """The setup cell, the same in every notebook (only the repository and branch vary)."""
+    name = repository.split("/")[1]
+    return f"""{_SETUP_MARK}. On Colab: fetch the repository (once) and repair its OpenCV; elsewhere (JupyterLab,
+# Binder) only make `helpers` importable. `import helpers` keeps TensorFlow's start-up chatter out.
+import sys
+from pathlib import Path
+
+if "google.colab" in sys.modules and not Path("../helpers").is_dir():
+    if not Path("{name}").is_dir():
+        !git clone -q --depth 1 --branch {branch} https://github.com/{repository}
+    %cd -q {name}/notebooks
+sys.path.insert(0, str(Path.cwd().parent))  # the repository root, one folder up from notebooks/
+import helpers.setup
+
+helpers.setup.run()  # on Colab: installs what is missing, prints one line about OpenCV
+
+import cv2
+import matplotlib.pyplot as plt
+import numpy as np
+
+%matplotlib inline
+np.set_printoptions(precision=3, suppress=True)"""
+
+
+def _is_setup_cell(cell: dict) -> bool:
+    return cell.get("cell_type") == "code" and "".join(cell.get("source", "")).startswith(_SETUP_MARK)
+
+
+def _is_title_cell(cell: dict) -> bool:
+    return cell.get("cell_type") == "markdown" and "".join(cell.get("source", "")).startswith("# ")
+
+
+def rewrite_notebook(nb: dict, notebook: str, repository: str, branch: str) -> dict:
+    """Set a notebook's generated parts: badge (in the title cell), setup cell, closing note (last cell)."""
+    badge = notebook_badge(notebook, repository, branch)
+    cells = nb["cells"]
+    title = next((c for c in cells if _is_title_cell(c)), None)
+    if title is not None:
+        lines = "".join(title["source"]).split("\n")
+        at = next((i for i, line in enumerate(lines) if _BADGE_MARK in line), None)
+        if at is None:
+            lines[1:1] = ["", badge]
+        else:
+            lines[at] = badge
+        title["source"] = "\n".join(lines)
+    for cell in cells:
+        if _is_setup_cell(cell):
+            cell["source"] = setup_cell(repository, branch)
+    closing = [c for c in cells if _is_closing_cell(c)]
+    cells[:] = [c for c in cells if not _is_closing_cell(c)]
+    if closing:
+        closing[-1]["source"] = CLOSING_NOTE
+        cells.append(closing[-1])  # keeps its id: a second run changes nothing
+    else:
+        import nbformat
+
+        cells.append(nbformat.v4.new_markdown_cell(CLOSING_NOTE))
+    return nb
+
+
+def _is_closing_cell(cell: dict) -> bool:
+    return cell.get("cell_type") == "markdown" and "".join(cell.get("source", "")).startswith(_CLOSING_MARK)
+
+
+def rewrite_text(text: str, repository: str, branch: str) -> str:
+    """Point every Colab, Binder and clone link in ``text`` at ``repository``/``branch``."""
+    for pattern, template in LINK_PATTERNS:
+        text = pattern.sub(template.format(repository=repository, branch=branch), text)
+    return text
+
+
+def linked_files(base: Path | None = None) -> list[Path]:
+    """Files whose links come from the setting: the README and the numbered notebooks."""
+    base = base or root()
+    return [base / "README.md", *sorted((base / "notebooks").glob("[0-9][0-9]_*.ipynb"))]
+
+
+def set_repository(repository: str, branch: str = "main", base: Path | None = None) -> list[Path]:
+    """Store the setting and rewrite every link and setup cell; return the files changed."""
+    check_repository(repository, branch)
+    base = base or root()
+    changed = []
+    setting = base / "helpers" / "repository.py"
+    text = setting.read_text(encoding="utf-8")
+    new = re.sub(r'^REPOSITORY = ".*"$', f'REPOSITORY = "{repository}"', text, count=1, flags=re.M)
+    new = re.sub(r'^BRANCH = ".*"$', f'BRANCH = "{branch}"', new, count=1, flags=re.M)
+    for path in linked_files(base):
+        if not path.is_file():
+            continue
+        old = path.read_text(encoding="utf-8")
+        if path.suffix == ".ipynb":
+            import nbformat
+
+            nb = rewrite_notebook(nbformat.reads(old, as_version=4), path.name, repository, branch)
+            out = rewrite_text(nbformat.writes(nb) + "\n", repository, branch)
+        else:
+            out = rewrite_text(old, repository, branch)
+        if out != old:
+            path.write_text(out, encoding="utf-8")
+            changed.append(path)
+    if new != text:
+        setting.write_text(new, encoding="utf-8")
+        changed.append(setting)
+    return changed
+
+
+def link_mismatches(base: Path | None = None, repository: str = REPOSITORY, branch: str = BRANCH) -> list[str]:
+    """Every link, badge or setup cell that disagrees with the setting, as ``file: what`` lines."""
+    base = base or root()
+    problems = []
+    for path in linked_files(base):
+        rel = path.relative_to(base).as_posix()
+        text = path.read_text(encoding="utf-8")
+        if path.suffix == ".ipynb":
+            cells = json.loads(text)["cells"]
+            text = "\n".join("".join(c["source"]) for c in cells)
+            setups = [c for c in cells if _is_setup_cell(c)]
+            if len(setups) != 1 or "".join(setups[0]["source"]) != setup_cell(repository, branch):
+                problems.append(f"{rel}: {len(setups)} setup cells, expected one equal to repository.setup_cell()")
+            wanted = [notebook_badge(path.name, repository, branch)]
+            if not cells or not _is_closing_cell(cells[-1]) or "".join(cells[-1]["source"]) != CLOSING_NOTE:
+                problems.append(f"{rel}: last cell is not repository.CLOSING_NOTE")
+        else:
+            wanted = readme_badges(repository, branch)
+        for pattern, _ in LINK_PATTERNS:
+            for match in pattern.finditer(text):
+                if (match.group("repository"), match.group("branch")) != (repository, branch):
+                    problems.append(f"{rel}: {match.group(0)}")
+        problems += [f"{rel}: missing {line}" for line in wanted if line not in text]
+    return problems

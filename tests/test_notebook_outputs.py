@@ -1,0 +1,93 @@
+"""Committed notebook outputs: no tool chatter, no machine paths, no stale widget views."""
+
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pytest
+
+from helpers import series as S
+
+NOTEBOOKS = S.notebook_paths()
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_committed_outputs_are_clean(path):
+    problems = S.output_problems(nbformat.read(path, as_version=4))
+    assert problems == [], f"{path.name}: re-execute with `python -m helpers notebooks`:\n" + "\n".join(problems)
+
+
+def _nb(outputs, metadata=None):
+    nb = nbformat.v4.new_notebook(metadata=metadata or {})
+    cell = nbformat.v4.new_code_cell("x")
+    cell.outputs = [nbformat.from_dict(o) for o in outputs]
+    nb.cells = [cell]
+    return nb
+
+
+def _stream(text, name="stderr"):
+    return {"output_type": "stream", "name": name, "text": text}
+
+
+@pytest.mark.parametrize("text", [
+    "I0000 00:00:1795651889.032684   14736 cudart_stub.cc:31] Could not find cuda drivers",
+    "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+    "/usr/lib/python3/site-packages/tqdm/auto.py:21: TqdmWarning: IProgress not found.",
+    "[mov,mp4,m4a,3gp,3g2,mj2 @ 0x56198bca1d80] moov atom not found",
+    "Kernel is running over TCP without encryption.",
+    "demo data in /home/reader/series/data/demo",
+    "source: /tmp/tmpab12/demo",
+    "2024-05-01 12:00:00.123456: I tensorflow/core/util/port.cc:113] oneDNN custom operations are on.",
+])
+def test_each_kind_of_chatter_is_found(text):
+    assert len(S.output_problems(_nb([_stream("fine\n" + text + "\n")]))) == 1
+
+
+@pytest.mark.parametrize("text", ["demo data in data/demo", "see ~/tmp/ or https://example.org/home/x",
+                                  "Epoch 3/40: loss 0.1", "I like 1 2 3"])
+def test_ordinary_text_is_fine(text):
+    assert S.output_problems(_nb([_stream(text, "stdout")])) == []
+
+
+def _tqdm_state(value, total, left, right):
+    state = {
+        "box": {"model_name": "HBoxModel", "state": {"children": ["IPY_MODEL_l", "IPY_MODEL_p", "IPY_MODEL_r"]}},
+        "l": {"model_name": "HTMLModel", "state": {"value": left}},
+        "p": {"model_name": "FloatProgressModel", "state": {"value": value, "max": total}},
+        "r": {"model_name": "HTMLModel", "state": {"value": right}},
+    }
+    return {"widgets": {"application/vnd.jupyter.widget-state+json": {"state": state, "version_major": 2}}}
+
+
+def _view(model_id, plain):
+    return {"output_type": "display_data", "metadata": {},
+            "data": {S.WIDGET_VIEW: {"model_id": model_id, "version_major": 2}, "text/plain": plain}}
+
+
+def test_a_tqdm_widget_becomes_its_final_text():
+    nb = _nb([_view("box", "demo clips:   0%|          | 0/200 [00:00<?, ?clip/s]")],
+             _tqdm_state(200, 200, "demo clips: 100%", "200/200 [00:21&lt;00:00,  9.40clip/s]"))
+    assert len(S.output_problems(nb)) == 2  # widget state kept, widget view
+    S.finalise_widgets(nb)
+    assert S.output_problems(nb) == []
+    assert nb.cells[0].outputs[0]["data"] == {"text/plain": "demo clips: 100%|██████████|200/200 [00:21<00:00,  9.40clip/s]"}
+    json.dumps(nb)  # still plain JSON
+
+
+def test_an_unknown_widget_keeps_its_text_and_a_closed_one_goes():
+    nb = _nb([_view("gone", ""), _view("slider", "IntSlider(value=3)"), _stream("after\n")], _tqdm_state(1, 2, "a", "b"))
+    S.finalise_widgets(nb)
+    outputs = nb.cells[0].outputs
+    assert [o.get("data", {}).get("text/plain", o.get("text")) for o in outputs] == ["IntSlider(value=3)", "after\n"]
+    assert "widgets" not in nb.metadata
+
+
+def test_the_checkouts_own_folder_is_a_machine_path():
+    problems = S.output_problems(_nb([_stream(f"saved to {S.repo_root()}/data/runs\n", "stdout")]))
+    assert len(problems) == 1 and "machine path" in problems[0]
+
+
+def test_shown_paths_are_relative_to_the_repository(tmp_path):
+    assert S.shown(S.data_dir() / "demo") == "data/demo"
+    assert S.shown(tmp_path) == str(tmp_path)

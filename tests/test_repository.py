@@ -1,0 +1,84 @@
+"""Every Colab/Binder badge and clone URL comes from the one setting in helpers/repository.py."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from helpers import repository as R
+
+
+def test_committed_links_agree_with_the_setting():
+    assert R.link_mismatches() == []
+
+
+@pytest.fixture
+def copy(tmp_path: Path) -> Path:
+    root = R.root()
+    (tmp_path / "helpers").mkdir()
+    shutil.copy2(root / "helpers" / "repository.py", tmp_path / "helpers" / "repository.py")
+    shutil.copy2(root / "README.md", tmp_path / "README.md")
+    shutil.copytree(root / "notebooks", tmp_path / "notebooks")
+    return tmp_path
+
+
+def test_set_repository_rewrites_every_link(copy: Path):
+    changed = R.set_repository("octocat/fi-fork", "workshop", base=copy)
+    assert {p.name for p in changed} >= {"README.md", "repository.py", "00_overview.ipynb"}
+    assert R.link_mismatches(copy, "octocat/fi-fork", "workshop") == []
+    # ... and nothing points at the old setting any more.
+    assert R.link_mismatches(copy)
+    everything = "".join(p.read_text(encoding="utf-8") for p in R.linked_files(copy))
+    links = [m.group("repository") for pattern, _ in R.LINK_PATTERNS for m in pattern.finditer(everything)]
+    assert len(links) >= 2 * len(R.linked_files(copy)) - 1 and set(links) == {"octocat/fi-fork"}
+    setting = (copy / "helpers" / "repository.py").read_text(encoding="utf-8")
+    assert 'REPOSITORY = "octocat/fi-fork"' in setting and 'BRANCH = "workshop"' in setting
+    assert "--branch workshop https://github.com/octocat/fi-fork\\n" in (copy / "notebooks" / "05_model_training.ipynb").read_text()
+    # Running it again changes nothing.
+    assert R.set_repository("octocat/fi-fork", "workshop", base=copy) == []
+
+
+def test_a_link_typed_by_hand_is_caught(copy: Path):
+    readme = copy / "README.md"
+    readme.write_text(readme.read_text() + "\nSee https://mybinder.org/v2/gh/someone/else/main?urlpath=lab\n")
+    problems = R.link_mismatches(copy)
+    assert problems == ["README.md: https://mybinder.org/v2/gh/someone/else/main"]
+
+
+def test_an_edited_setup_cell_is_caught(copy: Path):
+    path = copy / "notebooks" / "02_face_detection.ipynb"
+    path.write_text(path.read_text().replace("helpers.setup.run()", "pass  # helpers.setup.run()"))
+    assert R.link_mismatches(copy) == ["notebooks/02_face_detection.ipynb: 1 setup cells, expected one equal to "
+                                       "repository.setup_cell()"]
+
+
+def test_a_new_notebook_without_badge_gets_one(copy: Path):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# 07 · More\n\nText."), nbformat.v4.new_code_cell("# Setup\nold")]
+    nbformat.write(nb, copy / "notebooks" / "07_more.ipynb")
+    problems = R.link_mismatches(copy)
+    assert [p.split(": ")[1].split()[0] for p in problems] == ["1", "last", "missing"]
+    R.set_repository(R.REPOSITORY, R.BRANCH, base=copy)
+    assert R.link_mismatches(copy) == []
+    cells = nbformat.read(copy / "notebooks" / "07_more.ipynb", as_version=4).cells
+    assert cells[0].source.splitlines()[:3] == ["# 07 · More", "", R.notebook_badge("07_more.ipynb")]
+    assert cells[-1].cell_type == "markdown" and cells[-1].source == R.CLOSING_NOTE and len(cells) == 3
+
+
+@pytest.mark.parametrize("repository, branch", [("no-slash", "main"), ("a/b/c", "main"), ("a/b.git", "main"),
+                                                ("owner/name", "two words"), ("owner/na me", "main"),
+                                                ("owner/name", "feature/x")])
+def test_bad_settings_are_refused(repository, branch, copy: Path):
+    with pytest.raises(ValueError, match="OWNER/NAME|branch"):
+        R.set_repository(repository, branch, base=copy)
+
+
+def test_the_command_line_parses_set_repository():
+    from helpers.__main__ import build_parser
+
+    args = build_parser().parse_args(["set-repository", "octocat/x", "--branch", "dev"])
+    assert (args.repository, args.branch) == ("octocat/x", "dev")
