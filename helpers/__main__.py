@@ -195,6 +195,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     from helpers.series import execute_series
 
     parser = argparse.ArgumentParser(prog="python -m helpers", description="Apparent personality from face videos: the tutorial series' command line.")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's, absl's and FFmpeg's own start-up and log lines (hidden by default)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("demo-data", help="write the synthetic demo dataset (First Impressions layout)")
@@ -254,6 +256,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    if "--verbose" in argv[: argv.index("--") if "--" in argv else len(argv)]:
+        # Before the parser is built: building train's options imports TensorFlow.
+        from helpers.quiet import install
+
+        install(verbose=True)
     command = next((a for a in argv if not a.startswith("-")), None)
     args = build_parser(command or "").parse_args(argv)
     try:

@@ -150,3 +150,28 @@ def test_scores_use_the_training_preprocessing(run_dir, clips):
     expected = np.asarray(run["model"].predict_on_batch({"faces": x[None], "mask": mask[None]}))[0]
     assert row.status == "scored" and row.sampled_frames == s["num_frames"]
     assert [row.scores[t] for t in TRAITS] == pytest.approx(expected.tolist())
+
+
+def test_default_output_has_no_tool_chatter(run_dir, clips):
+    """A fresh process (TensorFlow imported for the first time) prints only our lines."""
+    import re
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "helpers", "predict", str(clips), "--model", str(run_dir)],
+                          cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    chatter = re.compile(r"^[IWEF]\d{4} |absl|oneDNN|cuInit|cuda|AVX|moov atom|TF_ENABLE", re.M)
+    assert not chatter.search(proc.stdout + proc.stderr), (proc.stdout + proc.stderr)[-2000:]
+    assert P.SCORES_MEANING in proc.stdout
+
+
+def test_verbose_turns_the_silencing_off(monkeypatch):
+    from helpers import quiet
+
+    monkeypatch.delenv(quiet.VERBOSE_VARIABLE, raising=False)
+    called = []
+    monkeypatch.setattr(quiet, "install", lambda verbose=False: called.append(verbose))
+    with pytest.raises(SystemExit):  # argparse: 'predict' needs its arguments
+        main(["--verbose", "predict"])
+    assert called == [True]
