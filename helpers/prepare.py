@@ -202,14 +202,15 @@ def _pool_results(tasks: list[PrepareTask], workers: int, run=None) -> Iterator[
 
 
 def _close_pool(executor: ProcessPoolExecutor, broken: bool) -> None:
-    """Shut a pool down; a broken one after killing its workers.
+    """Shut a pool down; one that CPython marked broken after killing its workers.
 
     CPython's pool, when a worker dies, terminates the workers it knows and waits for
     them; a worker that a ``submit`` started while the pool was breaking is never told
     to stop, and ``shutdown`` then waits for it forever (seen with forkserver under load).
-    Killing every worker first ends that wait; their clips are retried anyway.
+    Killing every worker of such a pool first ends that wait; their clips are retried.
+    A pool that is not broken (a submit failed, say) is shut down normally.
     """
-    if broken:
+    if broken and getattr(executor, "_broken", False):
         for process in list((getattr(executor, "_processes", None) or {}).values()):
             if process.is_alive():
                 process.kill()

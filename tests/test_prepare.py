@@ -227,6 +227,10 @@ class FlakyPool:
     def _processes(self):
         return self.pool._processes
 
+    @property
+    def _broken(self):
+        return self.pool._broken
+
 
 def flaky(monkeypatch, fail_on: set[int], error: BaseException) -> None:
     FlakyPool.calls = 0
