@@ -32,8 +32,10 @@ EXTRACTED_DIR = "extracted"
 #: has its own file); the next run rebuilds the manifest lines from those files.
 MANIFEST_EVERY_S = 10.0
 #: How many fresh pools in a row may fail before taking a clip (a system that cannot start
-#: processes at all) before prepare gives up with the error.
+#: processes at all) before prepare gives up with the error; seconds waited after the n-th
+#: failure: n * POOL_RETRY_S (CPython restarts a forkserver that died, once it has exited).
 MAX_POOL_STARTS = 3
+POOL_RETRY_S = 1.0
 
 
 class CacheSettingsError(ValueError):
@@ -195,6 +197,7 @@ def _pool_results(tasks: list[PrepareTask], workers: int, run=None) -> Iterator[
                 if failed_starts >= MAX_POOL_STARTS:
                     raise RuntimeError(f"could not run a process pool of {workers} workers ({exc}); "
                                        "try --workers 1") from exc
+                time.sleep(failed_starts * POOL_RETRY_S)
             suspects.extend(inflight.values())  # in flight when the pool broke
         finally:
             if executor is not None:
@@ -202,14 +205,15 @@ def _pool_results(tasks: list[PrepareTask], workers: int, run=None) -> Iterator[
 
 
 def _close_pool(executor: ProcessPoolExecutor, broken: bool) -> None:
-    """Shut a pool down; a broken one after killing its workers.
+    """Shut a pool down; one that CPython marked broken after killing its workers.
 
     CPython's pool, when a worker dies, terminates the workers it knows and waits for
     them; a worker that a ``submit`` started while the pool was breaking is never told
     to stop, and ``shutdown`` then waits for it forever (seen with forkserver under load).
-    Killing every worker first ends that wait; their clips are retried anyway.
+    Killing every worker of such a pool first ends that wait; their clips are retried.
+    A pool that is not broken (a submit failed, say) is shut down normally.
     """
-    if broken:
+    if broken and getattr(executor, "_broken", False):
         for process in list((getattr(executor, "_processes", None) or {}).values()):
             if process.is_alive():
                 process.kill()

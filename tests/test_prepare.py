@@ -227,6 +227,10 @@ class FlakyPool:
     def _processes(self):
         return self.pool._processes
 
+    @property
+    def _broken(self):
+        return self.pool._broken
+
 
 def flaky(monkeypatch, fail_on: set[int], error: BaseException) -> None:
     FlakyPool.calls = 0
@@ -266,6 +270,7 @@ def test_pool_survives_submit_failing(monkeypatch, fail_on, error):
 
 def test_pool_that_never_takes_a_clip_gives_up_with_the_error(monkeypatch):
     flaky(monkeypatch, set(range(1, 100)), OSError(24, "Too many open files"))
+    monkeypatch.setattr(P, "POOL_RETRY_S", 0.0)
     with pytest.raises(RuntimeError, match="Too many open files.*--workers 1"):
         list(P._pool_results([_task("ok.001.mp4")], 2, run=die_on_boom))
     assert FlakyPool.calls == P.MAX_POOL_STARTS
