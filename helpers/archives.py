@@ -156,7 +156,7 @@ def extract_archive(archive: Path, folder: Path, progress: bool = False, _depth:
         top = folder.resolve()
         entries = planned
         if progress:
-            from tqdm import tqdm
+            from tqdm.auto import tqdm
 
             entries = tqdm(planned, desc=f"unzip {archive.name}", unit="file", leave=False)
         for info, rel in entries:

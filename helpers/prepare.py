@@ -388,7 +388,7 @@ def prepare(source: Path, cache_dir: Path, num_frames: int = 32, size: int = 48,
             "and for .zip archives holding them (First Impressions V2: train-1.zip ... or the extracted "
             "training80_XX / validation80_XX / test80_XX folders); point prepare at the folder that holds them")
 
-    from tqdm import tqdm
+    from tqdm.auto import tqdm
 
     bar = tqdm(total=len(assembly.clips), desc="prepare", unit="clip", disable=not progress)
     entries: dict[str, dict[str, Any]] = {}
