@@ -12,7 +12,8 @@ It writes to the run folder ``run_dir``:
   ``accuracy``, ``mae``, ``pearson_r``, ``baseline_accuracy``, ``baseline_mae``;
   ``mean_accuracy``, ``baseline_mean_accuracy``, ``mean_mae``, ...), the same figures for
   validation under ``validation``, the ``settings`` a prediction needs (``length``,
-  ``size``, ``num_frames``, ``padding``, ``traits``) and the run's ``model``, ``seed``,
+  ``size``, ``num_frames``, ``padding``, ``traits``, and the cache's face ``detector``,
+  ``helpers.faces.detector_record``) and the run's ``model``, ``seed``,
   ``distribution``, ``epochs_run``, ``best_epoch``, clip counts and skipped files.
   ``RUN_VERSION`` is 2 since ``frames``/``sample_frames``/``sequence_strategy``/``strategy``
   became ``length``/``num_frames``/``padding``/``distribution``; ``load_run`` refuses
@@ -222,7 +223,7 @@ def train(cache_dir: Path, run_dir: Path, model_name: str = "light", length: int
         "validation": {k: val[k] for k in ("n", "mean_accuracy", "mean_mae", "baseline_mean_accuracy",
                                            "baseline_mean_mae", "mae_ratio")},
         "settings": {"length": length, "size": size, "num_frames": int(manifest["settings"]["num_frames"]),
-                     "padding": padding, "traits": list(TRAITS)},
+                     "padding": padding, "traits": list(TRAITS), "detector": manifest["settings"].get("detector")},
         "seed": seed,
         "batch_size": batch_size,
         "learning_rate": lr,
@@ -268,10 +269,10 @@ def load_run(run_dir: Path) -> dict[str, Any]:
     return _RUN_CACHE[key]
 
 
-def predict_faces(model, faces: np.ndarray, found: np.ndarray, length: int,
+def predict_faces(model, faces: np.ndarray, usable: np.ndarray, length: int,
                   padding: Strategy = DEFAULT_PADDING) -> dict[str, float]:
-    """Trait scores for one clip's face crops (uint8 ``[n, s, s]``) and ``found`` flags."""
-    x, mask = to_model_input(faces, found, length, padding)
+    """Trait scores for one clip's face crops (uint8 ``[n, s, s]``) and ``usable`` flags."""
+    x, mask = to_model_input(faces, usable, length, padding)
     pred = np.asarray(model.predict_on_batch({"faces": x[None], "mask": mask[None]}))[0]
     return {t: float(v) for t, v in zip(TRAITS, pred)}
 
@@ -280,13 +281,14 @@ def predict_video(video: Path, run_dir: Path) -> dict[str, float]:
     """The five trait scores (TRAITS order, each in [0, 1]) for one video file.
 
     Samples and crops faces with the run's settings (``video_to_faces`` with the cache's
-    ``num_frames`` and crop size), then the training preprocessing. A clip where no face is
-    found still gets scores (the model sees an all-False mask); check
-    ``helpers.faces.video_to_faces(video).found`` first if that matters.
+    ``num_frames``, crop size and detector), then the training preprocessing. A clip without
+    a usable face still gets scores (the model sees an all-False mask); ``helpers.predict``
+    refuses to score those.
     """
-    from helpers.faces import video_to_faces
+    from helpers.faces import detector_from_record, video_to_faces
 
     run = load_run(run_dir)
     s = run["settings"]
-    seq = video_to_faces(Path(video), num_frames=int(s["num_frames"]), size=int(s["size"]))
-    return predict_faces(run["model"], seq.faces, seq.found, int(s["length"]), s["padding"])
+    seq = video_to_faces(Path(video), num_frames=int(s["num_frames"]), size=int(s["size"]),
+                         detector=detector_from_record(s.get("detector")))
+    return predict_faces(run["model"], seq.faces, seq.usable, int(s["length"]), s["padding"])

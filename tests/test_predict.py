@@ -24,7 +24,7 @@ def face_clip(path: Path, n: int = 24, face_from: int = 0) -> Path:
     for i in range(n):
         frame = np.full((240, 320, 3), 90, np.uint8)
         if i >= face_from:
-            frame = place_face(frame, photo, (160, 120), 120)
+            frame = place_face(frame, (160, 120), 120, photo=photo)[0]
         frames.append(frame)
     write_video(path, frames, 25.0)
     return path
@@ -39,7 +39,9 @@ def clips(tmp_path_factory):
     face_clip(folder / "bob.001.mp4")
     write_video(folder / "wall.000.mp4", [np.full((240, 320, 3), 90, np.uint8)] * 24, 25.0)
     (folder / "notes.000.mp4").write_text("not a video")
-    face_clip(folder / "late.000.mp4", n=40, face_from=34)
+    # The face shows only in the last 0.6 s; the sampled frames are more than
+    # helpers.faces.MAX_EXTRAPOLATE_SECONDS apart, so no empty frame before it is held as usable.
+    face_clip(folder / "late.000.mp4", n=120, face_from=105)
     return folder
 
 
@@ -91,10 +93,11 @@ def test_no_face_clip_alone_prints_no_numbers_and_exits_1(run_dir, clips, capsys
 def test_table_shows_usable_of_sampled_and_scores(run_dir, clips, capsys):
     code, out, _ = run_cli(capsys, clips / "alice.000.mp4", clips / "notes.000.mp4", "--model", run_dir)
     assert code == 0
-    alice = [l for l in out.splitlines() if "alice.000.mp4" in l][0]
-    sampled = int(alice.split()[1].split("/")[1])
-    assert alice.split()[1] == f"{sampled}/{sampled}"
-    assert len([float(v) for v in alice.split()[2:]]) == 5
+    line = [l for l in out.splitlines() if "alice.000.mp4" in l][0]
+    alice = line.split("alice.000.mp4", 1)[1].split()  # the folder's name has a space
+    sampled = int(alice[0].split("/")[1])
+    assert alice[0] == f"{sampled}/{sampled}"
+    assert len([float(v) for v in alice[1:]]) == 5
     assert "unreadable" in [l for l in out.splitlines() if "notes.000.mp4" in l][0]
     assert P.SCORES_MEANING.split(":")[0] in out
 
@@ -133,3 +136,29 @@ def test_usage_errors_exit_2(run_dir, tmp_path, capsys):
     assert code == 2 and "missing.mp4" in err
     code, _, err = run_cli(capsys, tmp_path / "x.mp4", "--model", tmp_path)
     assert code == 2 and "run folder" in err
+
+
+def _run_with_detector(run_dir: Path, to: Path, detector: dict) -> Path:
+    shutil.copytree(run_dir, to)
+    metrics = json.loads((to / "metrics.json").read_text())
+    metrics["settings"]["detector"] = detector
+    (to / "metrics.json").write_text(json.dumps(metrics))
+    return to
+
+
+def test_faces_are_found_with_the_detector_the_run_recorded(run_dir, clips, tmp_path, capsys):
+    recorded = json.loads((run_dir / "metrics.json").read_text())["settings"]["detector"]
+    assert recorded["name"] == "haar-frontalface-default"  # train copied it from the cache's manifest
+    # The same run, as if its cache had been prepared with a cascade that needs 10,000
+    # overlapping windows to agree: no face can pass, so nothing is scored.
+    strict = {"name": recorded["name"], "settings": {**recorded["settings"], "min_neighbors": 10_000}}
+    code, out, _ = run_cli(capsys, clips / "alice.000.mp4", "--model",
+                           _run_with_detector(run_dir, tmp_path / "strict", strict), "--json")
+    assert code == 1 and json.loads(out)[0]["status"] == "no_face"
+    code, out, _ = run_cli(capsys, clips / "alice.000.mp4", "--model", run_dir, "--json")
+    assert code == 0 and json.loads(out)[0]["status"] == "scored"
+
+    unknown = {"name": "some-cnn", "settings": {}}
+    code, _, err = run_cli(capsys, clips / "alice.000.mp4", "--model",
+                           _run_with_detector(run_dir, tmp_path / "unknown", unknown))
+    assert code == 2 and "unknown face detector 'some-cnn'" in err
