@@ -108,10 +108,9 @@ def load_clip_cache(path: Path) -> dict[str, np.ndarray]:
         if a.dtype.kind != kind or a.ndim != ndim:
             raise CacheFileError(f"cache file {path}: '{name}' has dtype {a.dtype} and {a.ndim} dims, "
                                  f"expected kind {kind!r} and {ndim} dims; re-run prepare")
-    n = len(arrays["faces"])
     faces = arrays["faces"]
-    if not (len(arrays["found"]) == len(arrays["usable"]) == len(arrays["boxes"]) == len(arrays["frame_indices"]) == n) \
-            or arrays["boxes"].shape[1:] != (4,) or faces.shape[1] != faces.shape[2]:
+    lengths = {len(arrays[name]) for name in ("faces", "found", "usable", "boxes", "frame_indices")}
+    if len(lengths) != 1 or arrays["boxes"].shape[1:] != (4,) or faces.shape[1] != faces.shape[2]:
         raise CacheFileError(f"cache file {path} has inconsistent array shapes; re-run prepare")
     if (arrays["found"] & ~arrays["usable"]).any():
         raise CacheFileError(f"cache file {path} marks frames found but not usable; re-run prepare")
