@@ -4,20 +4,26 @@ Layout of a cache folder::
 
     CACHE/
       manifest.json          # settings, one entry per clip, summary (see ``read_manifest``)
-      clips/<clip stem>.npz  # faces uint8 [n, s, s], found bool [n], boxes float32 [n, 4],
-                             # frame_indices int64 [n], fps float64 scalar
+      clips/<clip stem>.npz  # faces uint8 [n, s, s], found bool [n], usable bool [n],
+                             # boxes float32 [n, 4], frame_indices int64 [n], fps float64 scalar
+
+``found`` and ``usable`` are those of ``helpers.faces.FaceSequence``: the detector fired on the
+followed face in that frame / the crop is trusted as that face (found, or a box interpolated
+within the limits of ``helpers.faces.interpolate_boxes``). Models are trained on ``usable``.
 
 A clip entry in ``manifest["clips"][clip_name]`` (``clip_name`` is the file name, e.g.
 ``J4GQm9j0JZ0.003.mp4``) holds: ``split`` ("train", "validation", "test" or None),
 ``status`` ("prepared", "no_face" or "unreadable"), ``file`` (path of the .npz relative to
 the cache, or None), ``labels`` (trait -> float, or None), ``n_frames``, ``n_found``,
-``fps``, ``error`` and ``warning`` (text or None), and ``video`` (the source clip's path).
-``n_frames`` is how many frames the file holds (at most ``settings["num_frames"]``).
+``n_usable``, ``fps``, ``error`` and ``warning`` (text or None), and ``video`` (the source
+clip's path). ``n_frames`` is how many frames the file holds (at most
+``settings["num_frames"]``); a clip is "prepared" when ``n_usable`` > 0, else "no_face".
 
 Top level of the manifest (written by ``helpers.prepare.prepare``)::
 
-    {"version": 2, "complete": true,            # false while a run is under way or was killed
-     "settings": {"num_frames": 32, "size": 48},
+    {"version": 3, "complete": true,            # false while a run is under way or was killed
+     "settings": {"num_frames": 32, "size": 48,
+                  "detector": {"name": "haar-frontalface-default", "settings": {...}}},
      "source": "...", "label_files": {"<path>": "train", ...},
      "archives": {"extracted": [...], "skipped": [{"archive": ..., "reason": ...}]},
      "labels_without_clip": [...], "clips_without_label": [...],
@@ -42,8 +48,9 @@ from helpers.atomic import write_atomic, write_json_atomic
 
 MANIFEST_NAME = "manifest.json"
 CLIPS_DIR = "clips"
-#: 2: settings ``frames`` became ``num_frames``. Older manifests are refused (``read_manifest``).
-MANIFEST_VERSION = 2
+#: 2: settings ``frames`` became ``num_frames``. 3: clip files hold ``usable``, entries
+#: ``n_usable``, settings the ``detector``. Other versions are refused (``read_manifest``).
+MANIFEST_VERSION = 3
 #: Clip statuses, in the order summaries list them.
 STATUSES: tuple[str, ...] = ("prepared", "no_face", "unreadable")
 
@@ -51,6 +58,7 @@ STATUSES: tuple[str, ...] = ("prepared", "no_face", "unreadable")
 CACHE_ARRAYS: dict[str, tuple[str, int]] = {
     "faces": ("u", 3),
     "found": ("b", 1),
+    "usable": ("b", 1),
     "boxes": ("f", 2),
     "frame_indices": ("i", 1),
     "fps": ("f", 0),
@@ -70,12 +78,13 @@ def clip_cache_path(cache_dir: Path, clip_name: str) -> Path:
     return Path(cache_dir) / CLIPS_DIR / (Path(clip_name).stem + ".npz")
 
 
-def save_clip_cache(path: Path, faces: np.ndarray, found: np.ndarray, boxes: np.ndarray,
+def save_clip_cache(path: Path, faces: np.ndarray, found: np.ndarray, usable: np.ndarray, boxes: np.ndarray,
                     frame_indices: np.ndarray, fps: float) -> None:
-    """Write one clip's face sequence to ``path`` (.npz), atomically."""
+    """Write one clip's face sequence (the fields of ``helpers.faces.FaceSequence``) to ``path`` (.npz), atomically."""
     arrays = {
         "faces": np.asarray(faces, dtype=np.uint8),
         "found": np.asarray(found, dtype=bool),
+        "usable": np.asarray(usable, dtype=bool),
         "boxes": np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
         "frame_indices": np.asarray(frame_indices, dtype=np.int64),
         "fps": np.float64(fps),
@@ -99,11 +108,12 @@ def load_clip_cache(path: Path) -> dict[str, np.ndarray]:
         if a.dtype.kind != kind or a.ndim != ndim:
             raise CacheFileError(f"cache file {path}: '{name}' has dtype {a.dtype} and {a.ndim} dims, "
                                  f"expected kind {kind!r} and {ndim} dims; re-run prepare")
-    n = len(arrays["faces"])
     faces = arrays["faces"]
-    if not (len(arrays["found"]) == len(arrays["boxes"]) == len(arrays["frame_indices"]) == n) \
-            or arrays["boxes"].shape[1:] != (4,) or faces.shape[1] != faces.shape[2]:
+    lengths = {len(arrays[name]) for name in ("faces", "found", "usable", "boxes", "frame_indices")}
+    if len(lengths) != 1 or arrays["boxes"].shape[1:] != (4,) or faces.shape[1] != faces.shape[2]:
         raise CacheFileError(f"cache file {path} has inconsistent array shapes; re-run prepare")
+    if (arrays["found"] & ~arrays["usable"]).any():
+        raise CacheFileError(f"cache file {path} marks frames found but not usable; re-run prepare")
     return arrays
 
 
@@ -122,7 +132,8 @@ def read_manifest(cache_dir: Path) -> dict[str, Any]:
         raise CacheVersionError(
             f"{cache_dir} was prepared by an older version of helpers (manifest version "
             f"{manifest.get('version')}, this one reads {MANIFEST_VERSION}): re-run "
-            f"`python -m helpers prepare SOURCE --out {cache_dir}` (finished clip files are kept)")
+            f"`python -m helpers prepare SOURCE --out {cache_dir}` (clip files still valid are kept, "
+            "the others redone)")
     return manifest
 
 

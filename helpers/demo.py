@@ -437,10 +437,11 @@ def make_demo_dataset(
 
     ``workers`` processes draw and encode clips (default: up to 4, one per CPU); the
     output does not depend on it. ``check_frames`` frames per clip (outside planned
-    absences) are decoded back and searched with the Haar face detector (the settings of
-    ``helpers.faces``); the summary's ``face_detection_rate`` is the share found
-    (0 frames: no check). A previous demo dataset in ``out_dir`` is replaced; a folder
-    holding other split folders or annotation files is refused.
+    absences) are decoded back and searched with ``helpers.faces.find_face`` (the pipeline's
+    whole-frame search, retries included, one frame at a time: no following); the summary's
+    ``face_detection_rate`` is the share found (0 frames: no check). A previous demo
+    dataset in ``out_dir`` is replaced; a folder holding other split folders or annotation
+    files is refused.
     """
     start = time.perf_counter()
     out_dir = Path(out_dir)

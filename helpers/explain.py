@@ -32,7 +32,7 @@ import numpy as np
 
 from helpers import TRAITS
 from helpers.cache import CacheFileError, load_clip_cache, read_manifest
-from helpers.inputs import DEFAULT_SEQUENCE_STRATEGY, ClipEntry, split_entries, to_model_input
+from helpers.inputs import DEFAULT_PADDING, ClipEntry, split_entries, to_model_input
 from helpers.sequences import fixed_length_indices
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ def run_settings(run_dir: Path) -> RunSettings:
         raise ValueError(f"{path} has no sequence length or crop size in 'settings'; "
                          "re-train the run with `python -m helpers train`")
     return RunSettings(length=length, size=s["size"],
-                       padding=s.get("padding", s.get("sequence_strategy", DEFAULT_SEQUENCE_STRATEGY)),
+                       padding=s.get("padding", s.get("sequence_strategy", DEFAULT_PADDING)),
                        split_scheme=s.get("split_scheme", metrics.get("split_scheme")),
                        split_seed=s.get("split_seed", metrics.get("split_seed")))
 
@@ -97,7 +97,7 @@ def _model(run_dir: Path):
 def shuffled_order(real: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A permutation of the positions of one sequence that shuffles the real frames among themselves.
 
-    ``real`` is bool ``[length]``, True where a position holds a frame of the clip (found
+    ``real`` is bool ``[length]``, True where a position holds a frame of the clip (usable
     or not) and False for padding. Padding positions map to themselves, so padding at
     the end stays at the end. Apply the result to the frames and to the mask alike.
     """
@@ -185,7 +185,7 @@ def _clip_arrays(entry: ClipEntry, settings: RunSettings) -> tuple[np.ndarray, n
         log.warning("skipping clip %s: %s holds faces %s, the run takes %dpx", entry.name, entry.path,
                     data["faces"].shape, settings.size)
         return None
-    x, mask = to_model_input(data["faces"], data["found"], settings.length, settings.padding)
+    x, mask = to_model_input(data["faces"], data["usable"], settings.length, settings.padding)
     real = fixed_length_indices(len(data["faces"]), settings.length, settings.padding) >= 0
     return x, mask, real
 

@@ -29,6 +29,7 @@ the sampled frames, small and near the last face, is over 15x faster; see
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -212,6 +213,32 @@ class HaarDetector:
         if len(found) == 0:
             return np.zeros((0, 4), np.float64)
         return np.asarray(found, np.float64) + (x0, y0, 0, 0)
+
+
+def detector_record(detector: Detector | None = None) -> dict:
+    """What identifies ``detector`` (default ``HaarDetector()``) in a manifest or run: ``{"name", "settings"}``."""
+    detector = detector or HaarDetector()
+    return {"name": detector.name, "settings": dict(detector.settings)}
+
+
+def detector_from_record(record: dict | None) -> Detector:
+    """The detector a ``detector_record`` describes; None (a run that recorded none): ``HaarDetector()``.
+
+    An OpenCV version other than the recorded one gives a warning, not an error: the
+    cascade file is the same, but its results may differ slightly.
+    """
+    if record is None:
+        return HaarDetector()
+    name, settings = record.get("name"), dict(record.get("settings") or {})
+    if name != HaarDetector.name or settings.get("cascade", _CASCADE_FILE) != _CASCADE_FILE:
+        raise ValueError(f"unknown face detector {name!r} ({settings}); this helpers knows "
+                         f"{HaarDetector.name!r} with {_CASCADE_FILE}")
+    detector = HaarDetector(float(settings.get("scale_factor", SCALE_FACTOR)),
+                            int(settings.get("min_neighbors", MIN_NEIGHBORS)))
+    if settings.get("opencv", cv2.__version__) != cv2.__version__:
+        warnings.warn(f"the faces were detected with OpenCV {settings['opencv']}, this is {cv2.__version__}: "
+                      "face boxes may differ slightly", stacklevel=2)
+    return detector
 
 
 def search(detector: Detector, gray: np.ndarray, region=None, scale: float = 1.0, angle: float = 0.0,

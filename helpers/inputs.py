@@ -5,8 +5,9 @@ batches of ``(inputs, targets)``:
 
 - ``inputs["faces"]``: float32 ``[batch, length, size, size, 1]``, pixels scaled to [0, 1];
 - ``inputs["mask"]``: bool ``[batch, length]``, True where the position holds a frame of
-  the clip in which a face was actually detected (``found``); False for padding and for
-  frames whose crop was borrowed from a neighbouring frame;
+  the clip whose crop is trusted as the followed face (``usable``: detected, or a box
+  interpolated across a short miss); False for padding and for frames whose crop was
+  only borrowed from a neighbouring frame to keep shapes;
 - ``targets``: float32 ``[batch, 5]``, the trait scores in ``helpers.TRAITS`` order.
 
 Sequences are made ``length`` long with ``helpers.sequences.make_fixed_length``; the
@@ -70,23 +71,24 @@ def split_entries(cache_dir: Path, split: str, manifest: dict[str, Any] | None =
     return entries
 
 
-def to_model_input(faces: np.ndarray, found: np.ndarray, length: int,
+def to_model_input(faces: np.ndarray, usable: np.ndarray, length: int,
                    padding: Strategy = DEFAULT_PADDING) -> tuple[np.ndarray, np.ndarray]:
-    """One clip's crops (uint8 ``[n, s, s]``) and ``found`` (bool ``[n]``) -> model input.
+    """One clip's crops (uint8 ``[n, s, s]``) and ``usable`` (bool ``[n]``) -> model input.
 
     Returns ``(faces, mask)``: float32 ``[length, s, s, 1]`` in [0, 1] and bool ``[length]``,
-    True only for real frames with a detected face. The same preprocessing serves
-    training, evaluation and ``helpers.predict``.
+    True only for real frames with a usable face (``helpers.faces.FaceSequence.usable``,
+    not ``found``: a face interpolated across a short miss is still the face). The same
+    preprocessing serves training, evaluation and prediction.
     """
     faces = np.asarray(faces)
-    found = np.asarray(found, dtype=bool)
-    if faces.ndim != 3 or len(found) != len(faces):
-        raise ValueError(f"expected faces [n, s, s] and found [n], got {faces.shape} and {found.shape}")
+    usable = np.asarray(usable, dtype=bool)
+    if faces.ndim != 3 or len(usable) != len(faces):
+        raise ValueError(f"expected faces [n, s, s] and usable [n], got {faces.shape} and {usable.shape}")
     indices = fixed_length_indices(len(faces), length, padding)
     seq, real = take_frames(faces, indices)
-    seen, _ = take_frames(found, indices)
+    trusted, _ = take_frames(usable, indices)
     x = (seq.astype(np.float32) / np.float32(255.0))[..., None]
-    return x, real & seen
+    return x, real & trusted
 
 
 @dataclass
@@ -132,7 +134,7 @@ class ClipSource:
                 self.skipped[entry.name] = str(exc)
             log.warning("skipping clip %s: %s", entry.name, exc)
             return None
-        return to_model_input(data["faces"], data["found"], self.length, self.padding)
+        return to_model_input(data["faces"], data["usable"], self.length, self.padding)
 
     def __call__(self) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
         with self._lock:

@@ -53,10 +53,48 @@ def draw_box(frame: np.ndarray, box: Sequence[float], found: bool = True, thickn
     return out
 
 
+#: Colours of the three kinds of frame of ``helpers.faces.FaceSequence`` (``frame_kinds``).
+KIND_COLOURS = {"found": "#2ca02c", "interpolated": "#1f77b4", "unusable": "#ff8c00"}
+
+
+def frame_kinds(found: np.ndarray, usable: np.ndarray) -> np.ndarray:
+    """Per frame: "found" (detected), "interpolated" (usable, not detected) or "unusable"."""
+    found, usable = np.asarray(found, bool), np.asarray(usable, bool)
+    return np.where(found, "found", np.where(usable, "interpolated", "unusable"))
+
+
+def face_timeline(seq, spans: Mapping[str, tuple[float, float]] | None = None, width: float = 12.0) -> plt.Figure:
+    """The followed face over a clip: box centre (x) per sampled frame, coloured by ``frame_kinds``.
+
+    ``seq`` is a ``helpers.faces.FaceSequence``; ``spans`` maps a label to (start, end)
+    seconds to shade, e.g. when the face was really out of the frame.
+    """
+    times = np.asarray(seq.frame_indices) / seq.fps
+    kinds = frame_kinds(seq.found, seq.usable)
+    centre = np.asarray(seq.boxes)[:, 0] + np.asarray(seq.boxes)[:, 2] / 2
+    fig, ax = plt.subplots(figsize=(width, 2.6))
+    for (label, span), shade in zip((spans or {}).items(), ("#d9e6f2", "#e6e6e6", "#f6dcc4")):
+        ax.axvspan(*span, color=shade, label=label)
+    for kind, colour in KIND_COLOURS.items():
+        rows = kinds == kind
+        ax.scatter(times[rows], centre[rows], s=40, color=colour, label=f"{kind} ({int(rows.sum())})", zorder=3)
+    ax.set_xlabel("time in the clip (s)")
+    ax.set_ylabel("box centre x (px)")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def face_montage(faces: np.ndarray, found: np.ndarray | None = None, columns: int = 8,
-                 titles: Sequence[str] | None = None, width: float = 12.0) -> plt.Figure:
-    """Show grayscale crops [n, s, s] in a grid; crops without a detection get an orange frame."""
+                 titles: Sequence[str] | None = None, width: float = 12.0,
+                 usable: np.ndarray | None = None) -> plt.Figure:
+    """Show grayscale crops [n, s, s] in a grid.
+
+    With ``found`` only, crops without a detection get an orange frame; with ``usable`` too,
+    frames are coloured by ``frame_kinds`` (``KIND_COLOURS``: interpolated blue, unusable orange).
+    """
     n = len(faces)
+    kinds = None if found is None else frame_kinds(found, found if usable is None else usable)
     rows = max(1, int(np.ceil(n / columns)))
     fig, axes = plt.subplots(rows, columns, figsize=(width, width / columns * rows * 1.12), squeeze=False)
     for i, ax in enumerate(axes.flat):
@@ -66,10 +104,10 @@ def face_montage(faces: np.ndarray, found: np.ndarray | None = None, columns: in
             ax.axis("off")
             continue
         ax.imshow(faces[i], cmap="gray", vmin=0, vmax=255)
-        missing = found is not None and not bool(found[i])
+        marked = kinds is not None and kinds[i] != "found"
         for spine in ax.spines.values():
-            spine.set_edgecolor("#ff8c00" if missing else "#cccccc")
-            spine.set_linewidth(3 if missing else 1)
+            spine.set_edgecolor(KIND_COLOURS[kinds[i]] if marked else "#cccccc")
+            spine.set_linewidth(3 if marked else 1)
         if titles is not None:
             ax.set_title(titles[i], fontsize=8)
     fig.tight_layout()

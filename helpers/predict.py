@@ -2,7 +2,8 @@
 
 ``predict_clips(paths, run_dir)`` takes files and folders (folders are searched for clips as
 ``prepare`` searches a dataset), samples and crops each clip's faces with the run's own
-settings, and returns one ``ClipPrediction`` per clip:
+settings (frames, crop size and the face detector its cache was prepared with), and returns
+one ``ClipPrediction`` per clip:
 
 - ``scored``: at least one usable face frame; ``scores`` holds the five traits. A clip with
   fewer usable frames than ``FEW_USABLE_SHARE`` of those sampled carries a ``warning``.
@@ -120,13 +121,15 @@ def predict_clip(run: dict[str, Any], path: Path) -> ClipPrediction:
     """One clip's row: faces with the run's settings, then the model on the usable frames only."""
     import numpy as np
 
-    from helpers.faces import video_to_faces
+    from helpers.faces import detector_from_record, video_to_faces
     from helpers.inputs import to_model_input
     from helpers.video import VideoReadError
 
     settings = run["settings"]
+    detector = detector_from_record(settings.get("detector"))  # runs that recorded none: the default
     try:
-        seq = video_to_faces(path, num_frames=int(settings["num_frames"]), size=int(settings["size"]))
+        seq = video_to_faces(path, num_frames=int(settings["num_frames"]), size=int(settings["size"]),
+                             detector=detector)
     except VideoReadError as err:
         return ClipPrediction(str(path), "unreadable", 0, 0, None, error=str(err))
     sampled, usable = len(seq), int(np.count_nonzero(seq.usable))

@@ -4,7 +4,8 @@
 assembles the dataset (``helpers.dataset.assemble``: clips, splits, labels, zips
 unpacked into ``CACHE/extracted/``), turns each clip into its face sequence
 (``helpers.faces.video_to_faces``) in a pool of worker processes, and writes one cache
-file per clip and the manifest (``helpers.cache`` describes both).
+file per clip and the manifest (``helpers.cache`` describes both). The manifest records the
+face detector (``helpers.faces.detector_record``): one cache holds one detector's faces.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ POOL_RETRY_S = 1.0
 
 
 class CacheSettingsError(ValueError):
-    """The cache folder was prepared with other settings (num_frames, size)."""
+    """The cache folder was prepared with other settings (num_frames, size, detector)."""
 
 
 class PrepareTask(NamedTuple):
@@ -50,16 +51,24 @@ class PrepareTask(NamedTuple):
     target: str
     num_frames: int
     size: int
+    detector: Any = None  # a ``helpers.faces.Detector`` (picklable); None: the default
 
 
-def _video_to_faces(path: str, num_frames: int, size: int):
+def _video_to_faces(path: str, num_frames: int, size: int, detector=None):
     """``helpers.faces.video_to_faces``, imported in the worker on first use (tests replace this function)."""
     from helpers.faces import video_to_faces
 
-    return video_to_faces(path, num_frames=num_frames, size=size)
+    return video_to_faces(path, num_frames=num_frames, size=size, detector=detector)
 
 
-def prepare_clip(video: str, target: str, num_frames: int, size: int) -> dict[str, Any]:
+def _face_counts(found: np.ndarray, usable: np.ndarray) -> dict[str, Any]:
+    """Status and frame counts of a clip's ``found`` and ``usable`` flags."""
+    n_usable = int(np.count_nonzero(usable))
+    return {"status": "prepared" if n_usable else "no_face", "n_frames": len(usable),
+            "n_found": int(np.count_nonzero(found)), "n_usable": n_usable}
+
+
+def prepare_clip(video: str, target: str, num_frames: int, size: int, detector=None) -> dict[str, Any]:
     """Turn one clip into its cache file; returns its manifest fields (small: no arrays).
 
     A clip that cannot be read is not an error here: it comes back with status
@@ -69,26 +78,25 @@ def prepare_clip(video: str, target: str, num_frames: int, size: int) -> dict[st
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            seq = _video_to_faces(video, num_frames, size)
+            seq = _video_to_faces(video, num_frames, size, detector)
             error = None
         except Exception as exc:  # any failure of one clip; the run must go on to the next
             seq, error = None, f"{type(exc).__name__}: {exc}"
     warning = "; ".join(dict.fromkeys(str(w.message) for w in caught)) or None
     if seq is None:
         return _unreadable_fields(error, warning)
-    save_clip_cache(Path(target), seq.faces, seq.found, seq.boxes, seq.frame_indices, seq.fps)
-    n_found = int(np.count_nonzero(seq.found))
-    return {"status": "prepared" if n_found else "no_face", "n_frames": int(len(seq.faces)),
-            "n_found": n_found, "fps": float(seq.fps), "error": None, "warning": warning}
+    save_clip_cache(Path(target), seq.faces, seq.found, seq.usable, seq.boxes, seq.frame_indices, seq.fps)
+    return {**_face_counts(seq.found, seq.usable), "fps": float(seq.fps), "error": None, "warning": warning}
 
 
 def _unreadable_fields(error: str, warning: str | None = None) -> dict[str, Any]:
-    return {"status": "unreadable", "n_frames": 0, "n_found": 0, "fps": None, "error": error, "warning": warning}
+    return {"status": "unreadable", "n_frames": 0, "n_found": 0, "n_usable": 0, "fps": None, "error": error,
+            "warning": warning}
 
 
 def run_task(task: PrepareTask) -> tuple[str, dict[str, Any]]:
     """``prepare_clip`` of one task: (clip name, manifest fields). What a pool worker runs."""
-    return task.name, prepare_clip(task.video, task.target, task.num_frames, task.size)
+    return task.name, prepare_clip(task.video, task.target, task.num_frames, task.size, task.detector)
 
 
 def _init_worker() -> None:
@@ -241,22 +249,29 @@ def _cached_fields(path: Path, num_frames: int, size: int) -> dict[str, Any] | N
     faces = arrays["faces"]
     if faces.shape[1] != size or len(faces) > num_frames:
         return None
-    n_found = int(np.count_nonzero(arrays["found"]))
-    return {"status": "prepared" if n_found else "no_face", "n_frames": int(len(faces)), "n_found": n_found,
-            "fps": float(arrays["fps"]), "error": None, "warning": None}
+    return {**_face_counts(arrays["found"], arrays["usable"]), "fps": float(arrays["fps"]), "error": None,
+            "warning": None}
 
 
-def _previous_clips(cache_dir: Path, settings: dict[str, int]) -> dict[str, Any]:
-    """Clip entries of an earlier run's manifest; raises ``CacheSettingsError`` if its settings differ."""
+def _previous_clips(cache_dir: Path, settings: dict[str, Any]) -> dict[str, Any]:
+    """Clip entries of an earlier run's manifest; raises ``CacheSettingsError`` if its settings differ.
+
+    A manifest of an older version is not refused here: its clip files lack what this
+    version stores (they fail ``load_clip_cache``), so they are all redone.
+    """
     try:
         manifest = read_manifest(cache_dir)
     except (FileNotFoundError, CacheFileError):
         return {}  # none, damaged or of an older version: rebuilt from the clip files
     old = manifest.get("settings")
-    if isinstance(old, dict) and {k: old.get(k) for k in settings} != settings:
-        raise CacheSettingsError(
-            f"{cache_dir} was prepared with {old}, not {settings}. A cache holds one setting: choose another "
-            f"--out, or delete {cache_dir / MANIFEST_NAME} and {cache_dir / CLIPS_DIR} to prepare it again")
+    if isinstance(old, dict):
+        differ = {k: (old.get(k), v) for k, v in settings.items() if old.get(k) != v}
+        if differ:
+            said = "; ".join(f"{k}: {was!r} there, {now!r} now" for k, (was, now) in differ.items())
+            raise CacheSettingsError(
+                f"{cache_dir} was prepared with other settings ({said}). A cache holds one setting (frames, size, "
+                f"face detector): choose another --out, or delete {cache_dir / MANIFEST_NAME} and "
+                f"{cache_dir / CLIPS_DIR} to prepare it again")
     return manifest["clips"]
 
 
@@ -277,6 +292,7 @@ def clip_entry(assembly: Assembly, name: str, fields: dict[str, Any]) -> dict[st
         "labels": clip.labels,
         "n_frames": fields["n_frames"],
         "n_found": fields["n_found"],
+        "n_usable": fields["n_usable"],
         "fps": fields["fps"],
         "error": fields["error"],
         "warning": fields["warning"],
@@ -284,9 +300,19 @@ def clip_entry(assembly: Assembly, name: str, fields: dict[str, Any]) -> dict[st
     }
 
 
+def frame_counts(entries: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Sampled frames of the clips with a file, how many were ``found`` and ``usable``, and those shares."""
+    frames = sum(e["n_frames"] for e in entries.values())
+    found = sum(e["n_found"] for e in entries.values())
+    usable = sum(e["n_usable"] for e in entries.values())
+    return {"n_frames": frames, "n_found": found, "n_usable": usable,
+            "found_rate": round(found / frames, 4) if frames else None,
+            "usable_rate": round(usable / frames, 4) if frames else None}
+
+
 def summarize(assembly: Assembly, entries: dict[str, dict[str, Any]], cache_dir: Path,
               **extra: Any) -> dict[str, Any]:
-    """Counts overall and per split (clips of no split under "unassigned")."""
+    """Counts overall and per split (clips of no split under "unassigned"), and ``frame_counts`` overall."""
     def zero() -> dict[str, int]:
         return {"clips": 0, **{s: 0 for s in STATUSES}, "labels_without_clip": 0, "clips_without_label": 0}
 
@@ -309,12 +335,13 @@ def summarize(assembly: Assembly, entries: dict[str, dict[str, Any]], cache_dir:
         "labels_without_clip": len(assembly.match.labels_without_clip),
         "clips_without_label": len(assembly.match.clips_without_label),
         "split_conflicts": len(assembly.split_conflicts),
+        **frame_counts(entries),
         **extra,
         "splits": splits,
     }
 
 
-def build_manifest(assembly: Assembly, source: Path, entries: dict[str, dict[str, Any]], settings: dict[str, int],
+def build_manifest(assembly: Assembly, source: Path, entries: dict[str, dict[str, Any]], settings: dict[str, Any],
                    complete: bool, summary: dict[str, Any]) -> dict[str, Any]:
     """The manifest of a run (see ``helpers.cache``)."""
     return {
@@ -334,23 +361,26 @@ def build_manifest(assembly: Assembly, source: Path, entries: dict[str, dict[str
 
 
 def prepare(source: Path, cache_dir: Path, num_frames: int = 32, size: int = 48, workers: int | None = None,
-            labels: list[Path] | None = None, progress: bool = True) -> dict[str, Any]:
+            labels: list[Path] | None = None, progress: bool = True, detector=None) -> dict[str, Any]:
     """Turn every clip under ``source`` into a cached face sequence in ``cache_dir``; returns a summary.
 
     ``source``: a folder with the clips (extracted, any nesting) and/or the distributed
     zips (unpacked into ``cache_dir/extracted/``), or one zip. Labels come from the
     annotation pickles found there (``*annotation*.pkl``) unless ``labels`` lists the
     files (``helpers.dataset.assemble``). ``num_frames``: frames sampled per clip;
-    ``size``: face crop side in pixels.
+    ``size``: face crop side in pixels; ``detector``: a ``helpers.faces.Detector``
+    (default ``HaarDetector()``; it must pickle, to reach the workers).
 
     Resumable: a clip whose cache file exists and loads (``load_clip_cache``) with these
     settings is kept; damaged or missing ones are (re)done, unreadable clips retried. A
-    cache holds one setting: if the manifest records other ``num_frames``/``size``,
-    ``CacheSettingsError`` says so (use another ``cache_dir``); a file whose crops are not
-    ``size`` wide or that has more than ``num_frames`` rows is redone.
+    cache holds one setting: if the manifest records other ``num_frames``/``size`` or
+    another detector (name or settings), ``CacheSettingsError`` says so (use another
+    ``cache_dir``); a file whose crops are not ``size`` wide or that has more than
+    ``num_frames`` rows is redone. A cache of an older version is brought up to date: its
+    files lack ``usable``, so every clip is redone.
 
     Bad clips do not stop the run: status "unreadable" (with the error), "no_face" when
-    no frame had a face (its file is still written), else "prepared". The manifest
+    no frame has a usable face (its file is still written), else "prepared". The manifest
     (see ``helpers.cache``) is written atomically at the start, every
     ``MANIFEST_EVERY_S`` seconds and at the end (``complete`` true).
 
@@ -376,7 +406,10 @@ def prepare(source: Path, cache_dir: Path, num_frames: int = 32, size: int = 48,
         raise FileNotFoundError(f"dataset source {source} not found; pass the folder holding the clips or zips")
     if source.resolve() == cache_dir.resolve() or cache_dir.resolve() in source.resolve().parents:
         raise ValueError(f"--out {cache_dir} must not be the dataset folder {source} or hold it; choose a new folder")
-    settings = {"num_frames": int(num_frames), "size": int(size)}
+    from helpers.faces import HaarDetector, detector_record
+
+    detector = HaarDetector() if detector is None else detector
+    settings = {"num_frames": int(num_frames), "size": int(size), "detector": detector_record(detector)}
     previous = _previous_clips(cache_dir, settings)
     cache_dir.mkdir(parents=True, exist_ok=True)
     assembly = assemble(source, [Path(p) for p in labels] if labels is not None else None,
@@ -399,7 +432,7 @@ def prepare(source: Path, cache_dir: Path, num_frames: int = 32, size: int = 48,
         fields = _cached_fields(target, num_frames, size) if target.exists() else None
         if fields is None:
             redone += target.exists()
-            tasks.append(PrepareTask(name, str(clip.path), str(target), int(num_frames), int(size)))
+            tasks.append(PrepareTask(name, str(clip.path), str(target), int(num_frames), int(size), detector))
             continue
         earlier = previous.get(name)  # the reader's warning is not in the file: keep the earlier run's
         fields["warning"] = earlier.get("warning") if isinstance(earlier, dict) else None

@@ -12,7 +12,8 @@ It writes to the run folder ``run_dir``:
   ``accuracy``, ``mae``, ``pearson_r``, ``baseline_accuracy``, ``baseline_mae``;
   ``mean_accuracy``, ``baseline_mean_accuracy``, ``mean_mae``, ...), the same figures for
   validation under ``validation``, the ``settings`` a prediction needs (``length``,
-  ``size``, ``num_frames``, ``padding``, ``traits``) and the run's ``model``, ``seed``,
+  ``size``, ``num_frames``, ``padding``, ``traits``, and the cache's face ``detector``,
+  ``helpers.faces.detector_record``) and the run's ``model``, ``seed``,
   ``distribution``, ``epochs_run``, ``best_epoch``, clip counts and skipped files.
   ``RUN_VERSION`` is 2 since ``frames``/``sample_frames``/``sequence_strategy``/``strategy``
   became ``length``/``num_frames``/``padding``/``distribution``; ``load_run`` refuses
@@ -221,7 +222,7 @@ def train(cache_dir: Path, run_dir: Path, model_name: str = "light", length: int
         "validation": {k: val[k] for k in ("n", "mean_accuracy", "mean_mae", "baseline_mean_accuracy",
                                            "baseline_mean_mae", "mae_ratio")},
         "settings": {"length": length, "size": size, "num_frames": int(manifest["settings"]["num_frames"]),
-                     "padding": padding, "traits": list(TRAITS)},
+                     "padding": padding, "traits": list(TRAITS), "detector": manifest["settings"].get("detector")},
         "seed": seed,
         "batch_size": batch_size,
         "learning_rate": lr,

@@ -21,7 +21,10 @@ def _labels(value: float) -> dict:
 
 
 def make_cache(root: Path, clips: dict) -> Path:
-    """A cache folder; ``clips``: name -> dict(split, n, found, value, status, pixel, labels)."""
+    """A cache folder; ``clips``: name -> dict(split, n, found, usable, value, status, pixel, labels).
+
+    ``usable`` defaults to ``found``, which defaults to all True.
+    """
     cache = root / "cache"
     entries = {}
     for name, spec in clips.items():
@@ -36,12 +39,13 @@ def make_cache(root: Path, clips: dict) -> Path:
             else:
                 faces = np.full((n, SIZE, SIZE), pixel, np.uint8)
             found = np.asarray(spec.get("found", [True] * n), bool)
-            save_clip_cache(path, faces, found, np.zeros((n, 4)), np.arange(n), 25.0)
+            usable = np.asarray(spec.get("usable", found), bool)
+            save_clip_cache(path, faces, found, usable, np.zeros((n, 4)), np.arange(n), 25.0)
             file = str(path.relative_to(cache))
         entries[name] = {
             "split": spec.get("split", "train"), "status": status, "file": file,
             "labels": spec.get("labels", _labels(spec.get("value", 0.3))),
-            "n_frames": n, "n_found": n, "fps": 25.0, "error": None, "warning": None,
+            "n_frames": n, "n_found": n, "n_usable": n, "fps": 25.0, "error": None, "warning": None,
         }
     write_json_atomic(cache / "manifest.json", {"version": MANIFEST_VERSION, "settings": {"num_frames": 8, "size": SIZE},
                                                 "clips": entries})
@@ -51,7 +55,9 @@ def make_cache(root: Path, clips: dict) -> Path:
 @pytest.fixture
 def cache(tmp_path):
     clips = {f"c{i}.000.mp4": {"split": "train", "value": 0.1 * i} for i in range(6)}
-    clips["short.000.mp4"] = {"split": "validation", "n": 5, "found": [True, False, True, True, False]}
+    # frame 1 missed and bridged (usable), frame 4 missed and not usable
+    clips["short.000.mp4"] = {"split": "validation", "n": 5, "found": [True, False, True, True, False],
+                              "usable": [True, True, True, True, False]}
     clips["long.000.mp4"] = {"split": "validation", "n": 12}
     clips["white.000.mp4"] = {"split": "test", "pixel": 255}
     clips["grey.000.mp4"] = {"split": "test", "pixel": 51}
@@ -97,11 +103,11 @@ def test_pixels_scaled_to_unit_range(cache):
     assert faces.min() >= 0.0 and faces.max() <= 1.0
 
 
-def test_mask_combines_found_and_padding_at_the_end(cache):
+def test_mask_combines_usable_and_padding_at_the_end(cache):
     data = I.load_split_arrays(cache, "validation", length=8)
     assert data["names"] == ["long.000.mp4", "short.000.mp4"]
     short_mask = data["mask"][1]
-    assert short_mask.tolist() == [True, False, True, True, False, False, False, False]
+    assert short_mask.tolist() == [True, True, True, True, False, False, False, False]
     # frame order kept, zero padding at the end (frame i has pixel 10 i + 5)
     short = data["faces"][1, :, 0, 0, 0] * 255
     np.testing.assert_allclose(short, [5, 15, 25, 35, 45, 0, 0, 0], atol=1e-3)
@@ -116,9 +122,23 @@ def test_uniform_padding_spreads_frames_over_a_long_clip(cache):
     assert pixels.tolist() == [15, 45, 75, 105]  # frames 1, 4, 7, 10 of 12
 
 
-def test_to_model_input_rejects_mismatched_found():
-    with pytest.raises(ValueError):
+def test_to_model_input_rejects_mismatched_usable():
+    with pytest.raises(ValueError, match="usable"):
         I.to_model_input(np.zeros((4, 8, 8), np.uint8), np.ones(3, bool), 4)
+
+
+def test_mask_comes_from_usable_not_found(tmp_path):
+    """A face missed by the detector on frames 1-2 and 4 but interpolated there is fed as a face."""
+    found = [True, False, False, True, False, True]
+    cache = make_cache(tmp_path, {"bridged.000.mp4": {"found": found, "usable": [True] * 6},
+                                  "detected.000.mp4": {"found": found}})
+    data = I.load_split_arrays(cache, "train", length=6)
+    assert data["names"] == ["bridged.000.mp4", "detected.000.mp4"]
+    assert data["mask"][0].all()
+    assert data["mask"][1].tolist() == found  # usable only where found: the mask follows it
+    ds, _ = I.make_dataset(cache, "train", length=8, batch_size=2)
+    x, _ = next(ds.as_numpy_iterator())
+    assert x["mask"][0].tolist() == [True] * 6 + [False] * 2
 
 
 def _order(ds):
@@ -158,7 +178,7 @@ def test_corrupted_file_is_skipped_and_named(cache, caplog):
 def test_wrong_face_size_is_skipped(tmp_path):
     cache = make_cache(tmp_path, {"a.000.mp4": {}, "b.000.mp4": {}})
     save_clip_cache(clip_cache_path(cache, "b.000.mp4"), np.zeros((3, 32, 32), np.uint8),
-                    np.ones(3, bool), np.zeros((3, 4)), np.arange(3), 25.0)
+                    np.ones(3, bool), np.ones(3, bool), np.zeros((3, 4)), np.arange(3), 25.0)
     data = I.load_split_arrays(cache, "train", length=4)
     assert data["names"] == ["a.000.mp4"] and "32px" in data["skipped"]["b.000.mp4"]
 

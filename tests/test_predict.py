@@ -175,3 +175,29 @@ def test_verbose_turns_the_silencing_off(monkeypatch):
     with pytest.raises(SystemExit):  # argparse: 'predict' needs its arguments
         main(["--verbose", "predict"])
     assert called == [True]
+
+
+def _run_with_detector(run_dir: Path, to: Path, detector: dict) -> Path:
+    shutil.copytree(run_dir, to)
+    metrics = json.loads((to / "metrics.json").read_text())
+    metrics["settings"]["detector"] = detector
+    (to / "metrics.json").write_text(json.dumps(metrics))
+    return to
+
+
+def test_faces_are_found_with_the_detector_the_run_recorded(run_dir, clips, tmp_path, capsys):
+    recorded = json.loads((run_dir / "metrics.json").read_text())["settings"]["detector"]
+    assert recorded["name"] == "haar-frontalface-default"  # train copied it from the cache's manifest
+    # The same run, as if its cache had been prepared with a cascade that needs 10,000
+    # overlapping windows to agree: no face can pass, so nothing is scored.
+    strict = {"name": recorded["name"], "settings": {**recorded["settings"], "min_neighbors": 10_000}}
+    code, out, _ = run_cli(capsys, clips / "alice.000.mp4", "--model",
+                           _run_with_detector(run_dir, tmp_path / "strict", strict), "--json")
+    assert code == 1 and json.loads(out)[0]["status"] == "no_face"
+    code, out, _ = run_cli(capsys, clips / "alice.000.mp4", "--model", run_dir, "--json")
+    assert code == 0 and json.loads(out)[0]["status"] == "scored"
+
+    unknown = {"name": "some-cnn", "settings": {}}
+    code, _, err = run_cli(capsys, clips / "alice.000.mp4", "--model",
+                           _run_with_detector(run_dir, tmp_path / "unknown", unknown))
+    assert code == 2 and "unknown face detector 'some-cnn'" in err

@@ -18,6 +18,7 @@ from helpers import ANNOTATION_KEYS, TRAITS
 from helpers import cache
 from helpers import prepare as P
 from helpers.cache import clip_cache_path, load_clip_cache, read_manifest
+from helpers.faces import MIN_NEIGHBORS, HaarDetector, detector_record
 from helpers.prepare import CacheSettingsError, prepare
 from helpers.synthetic import gradient_background, place_face, write_video
 from pool_faults import die_on_boom, die_on_one_clip
@@ -76,22 +77,31 @@ def statuses(out: Path) -> dict[str, str]:
 
 
 class CountingFaces:
-    """Stands in for ``video_to_faces``: counts calls, fails on 'text'/'empty' clips, no face in 'blank'."""
+    """Stands in for ``video_to_faces``: counts calls, fails on 'text'/'empty' clips, no face in 'blank'.
+
+    The face is detected in every other frame and usable in all but the last (a miss
+    bridged by interpolation, then one left out), so ``found`` and ``usable`` differ.
+    """
 
     def __init__(self) -> None:
         self.calls: list[str] = []
+        self.detectors: list = []
 
-    def __call__(self, path: str, num_frames: int, size: int):
+    def __call__(self, path: str, num_frames: int, size: int, detector=None):
         from helpers.video import VideoReadError
 
         name = Path(path).name
         self.calls.append(name)
+        self.detectors.append(detector)
         if name.startswith(("text", "empty")):
             raise VideoReadError(f"OpenCV could not open {path}")
         n = num_frames
-        found = np.full(n, not name.startswith("blank"))
+        face = not name.startswith("blank")
+        found = (np.arange(n) % 2 == 0) & face
+        usable = (np.arange(n) < n - 1) & face
         faces = np.full((n, size, size), len(self.calls) % 256, np.uint8)
-        return SimpleNamespace(faces=faces, found=found, boxes=np.zeros((n, 4)), frame_indices=np.arange(n), fps=25.0)
+        return SimpleNamespace(faces=faces, found=found, usable=usable, boxes=np.zeros((n, 4)),
+                               frame_indices=np.arange(n), fps=25.0)
 
 
 # --------------------------------------------------------------------------- end to end
@@ -101,7 +111,9 @@ def test_prepare_end_to_end(dataset, tmp_path):
     out = tmp_path / "cache"
     summary = prepare(dataset, out, num_frames=FRAMES, size=SIZE, workers=1, progress=False)
     manifest = read_manifest(out)
-    assert manifest["complete"] is True and manifest["settings"] == {"num_frames": FRAMES, "size": SIZE}
+    assert manifest["complete"] is True
+    assert manifest["settings"] == {"num_frames": FRAMES, "size": SIZE, "detector": detector_record(HaarDetector())}
+    assert manifest["settings"]["detector"]["name"] == "haar-frontalface-default"
     assert statuses(out) == EXPECTED_STATUS
     clips = manifest["clips"]
     # labels: every trait of the file (five + interview) as floats, matched by clip name
@@ -119,9 +131,16 @@ def test_prepare_end_to_end(dataset, tmp_path):
         arrays = load_clip_cache(out / entry["file"])
         assert arrays["faces"].shape == (FRAMES, SIZE, SIZE)
         assert entry["n_frames"] == FRAMES and entry["n_found"] == int(arrays["found"].sum())
+        assert entry["n_usable"] == int(arrays["usable"].sum()) >= entry["n_found"]
         assert entry["fps"] == pytest.approx(25.0) and entry["video"].endswith(name)
-        assert (entry["n_found"] > 0) == (entry["status"] == "prepared")
-    assert clips["blank.001.mp4"]["n_found"] == 0
+        assert (entry["n_usable"] > 0) == (entry["status"] == "prepared")
+    assert clips["blank.001.mp4"]["n_found"] == 0 and clips["blank.001.mp4"]["n_usable"] == 0
+    assert clips["text.001.mp4"]["n_usable"] == 0
+    files = [e for e in clips.values() if e["file"]]
+    assert summary["n_frames"] == sum(e["n_frames"] for e in files) == 5 * FRAMES
+    assert summary["n_usable"] == sum(e["n_usable"] for e in files) >= summary["n_found"] > 0
+    assert summary["usable_rate"] == round(summary["n_usable"] / summary["n_frames"], 4)
+    assert summary["found_rate"] == round(summary["n_found"] / summary["n_frames"], 4)
     # summary: counts overall and per split, both directions of label matching
     assert {k: summary[k] for k in ("clips", "prepared", "no_face", "unreadable", "labels_without_clip",
                                     "clips_without_label", "reused", "redone")} == {
@@ -164,10 +183,59 @@ def test_prepare_resumes_and_redoes_damaged_files(dataset, tmp_path, monkeypatch
 def test_prepare_with_other_settings_is_refused(dataset, tmp_path):
     out = tmp_path / "cache"
     prepare(dataset, out, num_frames=FRAMES, size=SIZE, workers=1, progress=False)
+    before = read_manifest(out)["settings"]
     with pytest.raises(CacheSettingsError, match="another --out") as err:
         prepare(dataset, out, num_frames=FRAMES, size=SIZE + 8, workers=1, progress=False)
-    assert "'size': 24" in str(err.value) and "'size': 32" in str(err.value)
-    assert read_manifest(out)["settings"] == {"num_frames": FRAMES, "size": SIZE}  # left as it was
+    assert "size: 24 there, 32 now" in str(err.value) and "detector:" not in str(err.value)  # only what differs
+    assert read_manifest(out)["settings"] == before  # left as it was
+
+
+def test_prepare_with_another_detector_is_refused(dataset, tmp_path, monkeypatch):
+    out = tmp_path / "cache"
+    fake = CountingFaces()
+    monkeypatch.setattr(P, "_video_to_faces", fake)
+    prepare(dataset, out, num_frames=FRAMES, size=SIZE, workers=1, progress=False)
+    assert all(isinstance(d, HaarDetector) and d.min_neighbors == MIN_NEIGHBORS for d in fake.detectors)
+    before = read_manifest(out)
+    fake.calls.clear()
+    other = HaarDetector(min_neighbors=MIN_NEIGHBORS + 1)
+    with pytest.raises(CacheSettingsError, match="another --out") as err:
+        prepare(dataset, out, num_frames=FRAMES, size=SIZE, workers=1, progress=False, detector=other)
+    message = str(err.value)
+    assert "detector" in message and f"'min_neighbors': {MIN_NEIGHBORS + 1}" in message
+    assert str(out) in message and "delete" in message  # how to prepare it again
+    assert fake.calls == [] and read_manifest(out) == before  # nothing done, nothing rewritten
+
+    # a new folder takes the other detector, records it and hands it to video_to_faces
+    prepare(dataset, tmp_path / "other", num_frames=FRAMES, size=SIZE, workers=1, progress=False, detector=other)
+    assert read_manifest(tmp_path / "other")["settings"]["detector"] == detector_record(other)
+    assert fake.detectors[-1] is other
+
+
+def test_cache_of_version_2_is_refused_then_redone_whole(dataset, tmp_path, monkeypatch):
+    """A cache written before ``usable`` (version 2): readers refuse it, prepare redoes every clip."""
+    out = tmp_path / "cache"
+    monkeypatch.setattr(P, "_video_to_faces", CountingFaces())
+    prepare(dataset, out, num_frames=FRAMES, size=SIZE, workers=1, progress=False)
+    manifest = read_manifest(out)
+    manifest.update(version=2, settings={"num_frames": FRAMES, "size": SIZE})  # as version 2 wrote it
+    for entry in manifest["clips"].values():
+        entry.pop("n_usable")
+        if entry["file"]:
+            path = out / entry["file"]
+            arrays = dict(np.load(path))
+            del arrays["usable"]
+            np.savez(path, **arrays)
+    (out / cache.MANIFEST_NAME).write_text(json.dumps(manifest))
+    with pytest.raises(cache.CacheVersionError, match=f"{out}.*older version.*re-run .*prepare"):
+        read_manifest(out)
+    fake = CountingFaces()
+    monkeypatch.setattr(P, "_video_to_faces", fake)
+    summary = prepare(dataset, out, num_frames=FRAMES, size=SIZE, workers=1, progress=False)
+    assert sorted(fake.calls) == sorted(EXPECTED_STATUS) and summary["redone"] == 5 and summary["reused"] == 0
+    manifest = read_manifest(out)
+    assert manifest["version"] == cache.MANIFEST_VERSION and manifest["settings"]["detector"] == detector_record()
+    assert all("n_usable" in e for e in manifest["clips"].values())
 
 
 def test_files_of_other_settings_without_manifest_are_redone(dataset, tmp_path, monkeypatch):
@@ -192,7 +260,8 @@ def test_prepare_workers_2_matches_one_process(dataset, tmp_path):
         if status != "unreadable":
             a = load_clip_cache(clip_cache_path(tmp_path / "one", name))
             b = load_clip_cache(clip_cache_path(tmp_path / "two", name))
-            assert np.array_equal(a["faces"], b["faces"]) and np.array_equal(a["found"], b["found"])
+            for key in ("faces", "found", "usable"):
+                assert np.array_equal(a[key], b[key]), key
 
 
 # --------------------------------------------------------------------------- a pool that breaks
@@ -302,11 +371,11 @@ def test_killed_run_keeps_finished_clips_and_resumes(dataset, tmp_path, monkeypa
         sys.path.insert(0, {str(REPO)!r})
         from helpers import prepare as P
         real, calls = P._video_to_faces, []
-        def dying(path, num_frames, size):
+        def dying(path, num_frames, size, detector=None):
             calls.append(path)
             if len(calls) == 4:
                 os.kill(os.getpid(), signal.SIGKILL)
-            return real(path, num_frames, size)
+            return real(path, num_frames, size, detector)
         P._video_to_faces = dying
         P.MANIFEST_EVERY_S = 0.0
         P.prepare({str(dataset)!r}, {str(out)!r}, num_frames={FRAMES}, size={SIZE}, workers=1, progress=False)
@@ -333,11 +402,11 @@ def test_manifest_written_during_the_run(dataset, tmp_path, monkeypatch):
     seen: list[int] = []
     fake = CountingFaces()
 
-    def watching(path, num_frames, size):
+    def watching(path, num_frames, size, detector=None):
         manifest = read_manifest(out)  # written before the first clip, then after each (interval 0)
         seen.append(len(manifest["clips"]))
         assert manifest["complete"] is False
-        return fake(path, num_frames, size)
+        return fake(path, num_frames, size, detector)
 
     monkeypatch.setattr(P, "_video_to_faces", watching)
     monkeypatch.setattr(P, "MANIFEST_EVERY_S", 0.0)
@@ -436,10 +505,10 @@ def test_reader_warnings_are_recorded_and_kept_on_resume(dataset, tmp_path, monk
 
     fake = CountingFaces()
 
-    def warning_faces(path, num_frames, size):
+    def warning_faces(path, num_frames, size, detector=None):
         if "x-y_z" in path:
             warnings.warn(f"{path}: decoding ended after 5 frames; the clip may be truncated")
-        return fake(path, num_frames, size)
+        return fake(path, num_frames, size, detector)
 
     monkeypatch.setattr(P, "_video_to_faces", warning_faces)
     out = tmp_path / "cache"
@@ -463,4 +532,4 @@ def test_cache_of_an_older_version_is_refused_and_prepare_rebuilds_it(dataset, t
     monkeypatch.setattr(P, "_video_to_faces", fake)
     summary = prepare(dataset, out, num_frames=FRAMES, size=SIZE, workers=1, progress=False)
     assert read_manifest(out)["version"] == cache.MANIFEST_VERSION
-    assert summary["reused"] == 5 and set(fake.calls) == {"text.001.mp4", "empty.001.mp4"}  # files kept
+    assert summary["reused"] == 5 and set(fake.calls) == {"text.001.mp4", "empty.001.mp4"}  # valid files kept

@@ -9,6 +9,7 @@ import pytest
 from helpers import TRAITS
 from helpers.atomic import write_json_atomic
 from helpers.cache import MANIFEST_VERSION, clip_cache_path, save_clip_cache
+from helpers.faces import HaarDetector, detector_record
 from helpers import training as Tr
 
 SIZE, FRAMES = 48, 8
@@ -16,7 +17,8 @@ TINY = {"widths": (4, 8), "features": 8, "units": 8}
 
 
 def make_cache(root: Path, n_per_split=(8, 4, 4), seed=0) -> Path:
-    """Clips whose brightness sets 'neuroticism' (others random), some short, some frames unfound."""
+    """Clips whose brightness sets 'neuroticism' (others random), some short, some frames unfound
+    (half of those bridged: usable)."""
     rng = np.random.default_rng(seed)
     cache = root / "cache"
     clips = {}
@@ -28,17 +30,18 @@ def make_cache(root: Path, n_per_split=(8, 4, 4), seed=0) -> Path:
             faces = np.clip(rng.normal(level * 255, 20, size=(n, SIZE, SIZE)), 0, 255).astype(np.uint8)
             found = rng.uniform(size=n) > 0.2
             found[0] = True
+            usable = found | (rng.uniform(size=n) > 0.5)
             path = clip_cache_path(cache, name)
-            save_clip_cache(path, faces, found, np.zeros((n, 4)), np.arange(n), 25.0)
+            save_clip_cache(path, faces, found, usable, np.zeros((n, 4)), np.arange(n), 25.0)
             labels = {t: float(rng.uniform(0.3, 0.7)) for t in TRAITS}
             labels["neuroticism"] = float(level)
             clips[name] = {"split": split, "status": "prepared", "file": str(path.relative_to(cache)),
-                           "labels": labels, "n_frames": n, "n_found": int(found.sum()), "fps": 25.0,
-                           "error": None, "warning": None}
+                           "labels": labels, "n_frames": n, "n_found": int(found.sum()),
+                           "n_usable": int(usable.sum()), "fps": 25.0, "error": None, "warning": None}
     clips["nf.000.mp4"] = {"split": "train", "status": "no_face", "file": None, "labels": labels,
-                           "n_frames": 0, "n_found": 0, "fps": 25.0, "error": None, "warning": None}
-    write_json_atomic(cache / "manifest.json", {"version": MANIFEST_VERSION, "settings": {"num_frames": FRAMES, "size": SIZE},
-                                                "clips": clips})
+                           "n_frames": 0, "n_found": 0, "n_usable": 0, "fps": 25.0, "error": None, "warning": None}
+    settings = {"num_frames": FRAMES, "size": SIZE, "detector": detector_record(HaarDetector())}
+    write_json_atomic(cache / "manifest.json", {"version": MANIFEST_VERSION, "settings": settings, "clips": clips})
     return cache
 
 
@@ -71,7 +74,8 @@ def test_train_writes_model_history_and_metrics(run):
     assert on_disk["mean_accuracy"] == pytest.approx(np.mean([r["accuracy"] for r in on_disk["per_trait"].values()]))
     assert on_disk["model"] == "light" and on_disk["seed"] == 0
     assert on_disk["settings"] == {"length": FRAMES, "size": SIZE, "num_frames": FRAMES,
-                                   "padding": "zero_pad", "traits": list(TRAITS)}
+                                   "padding": "zero_pad", "traits": list(TRAITS),
+                                   "detector": detector_record(HaarDetector())}  # copied from the manifest
     assert on_disk["version"] == Tr.RUN_VERSION
     assert on_disk["n_clips"] == {"train": 8, "validation": 4, "test": 4}  # the no_face clip is left out
     assert on_disk["epochs_run"] == 2 and 1 <= on_disk["best_epoch"] <= 2
