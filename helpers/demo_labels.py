@@ -52,9 +52,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from helpers import TRAITS
+from helpers import SPLITS, TRAITS
 from helpers import labels as lb
-from helpers.dataset import SPLITS
 
 #: Training means of the real labels (First Impressions V2), TRAITS order.
 TRAIT_MEANS: dict[str, float] = {"extraversion": 0.476, "neuroticism": 0.520, "agreeableness": 0.548,

@@ -38,8 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from helpers import TRAITS
-from helpers.dataset import SPLITS, AnnotationFileError, collect_labels, find_annotation_files, video_id
+from helpers import SPLITS, TRAITS
+from helpers.dataset import AnnotationFileError, collect_labels, find_annotation_files, video_id
 from helpers.metrics import mean_accuracy
 
 #: The ways clips can be assigned to splits (``train --split-scheme``).
