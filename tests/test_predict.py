@@ -12,19 +12,18 @@ import pytest
 from helpers import TRAITS
 from helpers import predict as P
 from helpers.__main__ import main
-from helpers.synthetic import load_face_photo, place_face, write_video
+from helpers.synthetic import place_face, write_video
 
 FORMAT_KEYS = {"clip", "status", "usable_frames", "sampled_frames", "scores", "warning", "error"}
 
 
 def face_clip(path: Path, n: int = 24, face_from: int = 0) -> Path:
     """A 320x240 clip of the bundled photo's face; frames before ``face_from`` show an empty background."""
-    photo = load_face_photo()
     frames = []
     for i in range(n):
         frame = np.full((240, 320, 3), 90, np.uint8)
         if i >= face_from:
-            frame = place_face(frame, photo, (160, 120), 120)
+            frame, _ = place_face(frame, (160.0, 120.0), 120.0)
         frames.append(frame)
     write_video(path, frames, 25.0)
     return path
