@@ -120,6 +120,8 @@ GROUP_SIZE = 80
 #: Annotation file of each split, beside the split folders.
 ANNOTATION_FILES = {"train": "annotation_training.pkl", "validation": "annotation_validation.pkl", "test": "annotation_test.pkl"}
 FACTORS_FILE = "demo_factors.json"
+#: Version of the demo dataset's design, recorded in ``demo_factors.json`` (2: labels per person, shared splits).
+DEMO_VERSION = 2
 
 # Random stream numbers of the nuisance (helpers.demo_labels draws the plan and labels from its own, 10-12).
 _STREAM_ABSENT, _STREAM_CLIP, _STREAM_VIDEO = 0, 2, 3
@@ -427,6 +429,7 @@ def make_demo_dataset(
     factors_doc = {
         "about": "Ground truth of the synthetic demo dataset (helpers/demo.py). Training never reads this file; "
                  "benchmarks use it for the noise floor.",
+        "version": DEMO_VERSION,
         "seed": seed,
         "n_clips": n_clips,
         "noise_std": NOISE_STD,
