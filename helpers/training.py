@@ -12,8 +12,8 @@ gives; equal to the train mean under ``"by-video"``). It writes to the run folde
 
 - ``model.keras``: the model (``helpers.models.load_model`` reads it back);
 - ``splits.json``: ``split_scheme``, ``split_seed`` and ``clips`` (clip name -> split): the
-  assignment ``evaluate``, ``helpers.predict`` and ``helpers.explain`` reuse (``run_assignment``),
-  so a run is never scored on its own training clips;
+  assignment ``evaluate`` and ``helpers.explain`` reuse (``run_assignment``), so a run is
+  never scored on its own training clips (``helpers.predict`` reports the scheme);
 - ``history.json``: per-epoch ``loss``, ``val_loss`` (the training loss: MSE for the light
   model) and ``mae``, ``val_mae`` (MAE averaged over the traits, what early stopping watches);
 - ``metrics.json``: the test report of ``helpers.metrics.report`` (``per_trait`` with
@@ -149,7 +149,7 @@ def evaluate(model, cache_dir: Path, split: str = "test", *, length: int | None 
     """
     cache_dir = Path(cache_dir)
     manifest = read_manifest(cache_dir)
-    scheme = "official" if assignment is None else "given"
+    scheme = "official" if assignment is None else None  # None: an assignment of the caller's
     if isinstance(model, (str, Path)):
         run_dir = Path(model)
         run = load_run(run_dir)
