@@ -8,14 +8,16 @@ before it; ``.importlinter`` checks it, the README's "Architecture" section list
 - ``helpers.faces``: detect, trim and crop faces (``video_to_faces``).
 - ``helpers.sequences``: make face sequences a fixed length, with masks (padding).
 - ``helpers.synthetic``: draw the bundled face photo into frames (tests, demo data, benchmarks).
-- ``helpers.demo``: the offline synthetic demo dataset in the First Impressions layout.
 - ``helpers.archives``: unpack the distributed zips safely.
 - ``helpers.dataset``: First Impressions assembly: clips, splits, labels (``assemble``).
+- ``helpers.metrics``: the challenge metric, the train-mean and same-video baselines, Pearson r.
+- ``helpers.labels``: label statistics, the two baselines, the split schemes (official, by-video).
+- ``helpers.demo_labels``: the demo dataset's people, official splits and labels.
+- ``helpers.demo``: the offline synthetic demo dataset in the First Impressions layout.
 - ``helpers.cache``: the cache format: one file per clip and a manifest.
 - ``helpers.prepare``: the prepare run: every clip to a cached face sequence.
 - ``helpers.inputs``: a tf.data pipeline streaming from the cache.
 - ``helpers.models``: the models and their registry ``MODELS``.
-- ``helpers.metrics``: the challenge metric, the train-mean baseline, Pearson r.
 - ``helpers.training``: train, evaluate and predict.
 - ``helpers.plots``: the pictures the notebooks show.
 - ``helpers.series``: the notebooks' shared data folders, and running the notebooks.

@@ -100,6 +100,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         distribution=args.distribution,
         padding=args.padding,
+        split_scheme=args.split_scheme,
+        split_seed=args.split_seed,
     )
     if args.json:
         print(json.dumps(metrics, indent=2))
@@ -166,6 +168,7 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     """``train``'s options; imports TensorFlow (for the defaults and model names), so only when asked."""
     from helpers.models import MODELS
     from helpers.sequences import STRATEGIES
+    from helpers.labels import SPLIT_SCHEMES
     from helpers.training import DISTRIBUTIONS, train
 
     model = _default(train, "model_name")
@@ -179,6 +182,13 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     padding = _default(train, "padding")
     p.add_argument("--padding", default=padding, choices=list(STRATEGIES),
                    help=f"how a clip is made --length long (default {padding})")
+    scheme, split_seed = _default(train, "split_scheme"), _default(train, "split_seed")
+    p.add_argument("--split-scheme", default=scheme, choices=list(SPLIT_SCHEMES),
+                   help=f"which clips form training/validation/test: the annotation files' splits ('official', "
+                        f"which share people) or all clips regrouped by video id ('by-video': no person in two "
+                        f"splits) (default {scheme})")
+    p.add_argument("--split-seed", type=int, default=split_seed,
+                   help=f"seed of the by-video regrouping, independent of --seed (default {split_seed})")
     p.add_argument("--distribution", default=_default(train, "distribution"), choices=list(DISTRIBUTIONS),
                    help="'mirrored': tf.distribute.MirroredStrategy over the visible devices")
     p.add_argument("--json", action="store_true", help="print every figure of metrics.json")

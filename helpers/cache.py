@@ -25,6 +25,7 @@ Top level of the manifest (written by ``helpers.prepare.prepare``)::
      "settings": {"num_frames": 32, "size": 48,
                   "detector": {"name": "haar-frontalface-default", "settings": {...}}},
      "source": "...", "label_files": {"<path>": "train", ...},
+     "dataset": "demo",                         # or "first_impressions": the source holds demo_factors.json or not
      "archives": {"extracted": [...], "skipped": [{"archive": ..., "reason": ...}]},
      "labels_without_clip": [...], "clips_without_label": [...],
      "split_conflicts": [{"clip": ..., "folder": "train", "annotation": "test"}, ...],

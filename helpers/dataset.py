@@ -11,8 +11,10 @@ annotation pickle per split (``annotation_training.pkl`` ...). This module:
   and labels, what matched and what was unpacked (the zips themselves: ``helpers.archives``);
 - ``load_annotations``: read an annotation pickle *without* running code from it;
 - ``collect_labels`` / ``match_labels``: labels per clip, and what failed to match;
-- ``split_from_name`` / ``folder_split``: official splits from file and folder names;
-- ``group_split``: custom splits that keep every person (YouTube id) on one side.
+- ``split_from_name`` / ``folder_split``: official splits from file and folder names.
+
+Splits that keep every person (YouTube id) on one side: ``helpers.labels`` (the by-video
+split scheme, ``train --split-scheme by-video``).
 """
 
 from __future__ import annotations
@@ -405,28 +407,3 @@ def assemble(source: Path, labels: Sequence[Path] | None = None, *, extract_to: 
                  if folder[n] and found.split.get(n) and folder[n] != found.split[n]]
     clips = {n: Clip(paths[n], split[n], found.by_clip.get(n)) for n in sorted(paths)}
     return Assembly(clips, found, match_labels(paths, found.by_clip), extraction, conflicts)
-
-
-# --------------------------------------------------------------------------- custom splits
-
-
-def group_split(clip_names: Iterable[str], test_size: float = 0.2, seed: int = 0) -> tuple[list[str], list[str]]:
-    """Split clips into (train, test) so that no YouTube id (no person) is on both sides.
-
-    Uses scikit-learn's ``GroupShuffleSplit`` grouped by ``video_id``, so ``test_size`` is
-    the fraction (or number) of *videos*, not clips. A random per-clip split (as in the
-    original article) puts clips of one person on both sides and overstates accuracy.
-    The result depends only on the set of names and ``seed``; both lists are sorted.
-    """
-    from sklearn.model_selection import GroupShuffleSplit
-
-    names = sorted(set(clip_names))  # sorted: the same set gives the same split in any order
-    groups = [video_id(n) for n in names]
-    if len(set(groups)) < 2:
-        raise ValueError(f"group_split needs clips of at least 2 videos, got {len(set(groups))}")
-    splitter = GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=seed)
-    try:
-        train_idx, test_idx = next(splitter.split(names, groups=groups))
-    except ValueError as exc:  # e.g. test_size leaves one side without a video
-        raise ValueError(f"group_split of {len(set(groups))} videos with test_size={test_size}: {exc}") from exc
-    return sorted(names[i] for i in train_idx), sorted(names[i] for i in test_idx)

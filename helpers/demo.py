@@ -4,7 +4,8 @@
 seed and without any download, short mp4 clips of ONE face (matplotlib's bundled
 ``grace_hopper.jpg``, drawn by ``helpers.synthetic``) whose five "personality" labels
 are functions of things you can see in a 48x48 grayscale face crop. The real dataset
-has 10,000 clips from more than 3,000 videos (people); this one has a single person, so a model
+has 10,000 clips from more than 3,000 videos (people); this one draws a single face photo for
+every "person" (video id), who differ in their scores, background and framing only, so a model
 trained on it learns the five visual factors below, not personality.
 
 Layout (the real one's, see ``data/README.md``)::
@@ -17,13 +18,19 @@ Layout (the real one's, see ``data/README.md``)::
     DIR/annotation_test.pkl
     DIR/demo_factors.json                              the ground truth; training never reads it
 
-Clips are named ``<11-character video id>.<NNN>.mp4``; each id ("video") has 1-4 clips,
-all in one split. Splits are 60/20/20 like the real 6000/2000/2000.
+Clips are named ``<11-character video id>.<NNN>.mp4``; one video id is one person, with 1-6
+clips (numbers ``.000``-``.005``). Splits are 60/20/20 like the real 6000/2000/2000 and, as
+in the real data, made per clip: the same person has clips on several sides (about 85 % of
+the test clips come from a video with training clips; the real test split: 84 %).
 
-Labels. For each clip and trait an independent *noiseless score* ``s ~ Beta(7, 7)``
-(mean 0.5, std 0.129, within [0, 1]) sets one visual factor, and the label is
-``clip(s + e, 0, 1)`` with ``e ~ Normal(0, NOISE_STD = 0.02)``. The factors, with ``s``
-the trait's noiseless score:
+Labels (``helpers.demo_labels``, which has the details and the figures): each video gets
+person scores (means like the real training means, positively correlated traits, SD 0.11);
+each clip adds its own deviation (SD 0.088), clipped to [0, 1]: that is the clip's
+*noiseless score* ``s``, and it sets the clip's visual factors, so all of ``s`` is visible
+in the clip. The label is ``clip(s + e, 0, 1)`` with ``e ~ Normal(0, NOISE_STD = 0.02)``.
+Like the real labels, most of a trait's variance lies between people, so a prediction that
+only recognises the person (the mean of the same video's training clips) beats the
+train-mean baseline (``helpers.labels``). The factors, with ``s`` the trait's noiseless score:
 
 ==================  ===========================================================================
 trait               visual factor (applied to the head before it is rotated and placed)
@@ -33,7 +40,8 @@ extraversion        head roll over time: ``angle(i) = 8 deg * sin(2 pi f i / n +
                     ``phase`` is random. Every frequency gives nearly the same spread of
                     per-frame angles, so only the motion over time tells the score: a
                     per-frame model averaged over time cannot learn it; a sequence of 32
-                    frames spread over the clip (>= 5 samples per cycle) can.
+                    frames spread over the clip (>= 5 samples per cycle) can. (From the
+                    other four traits a linear fit explains only about 11 % of it.)
 neuroticism         brightness: ``b = 100 s - 50`` grey levels added to the face
 agreeableness       contrast: ``c = 0.55 + 0.9 s``; face pixels ``p -> M + b + c (p - M)``,
                     ``M`` = the photo's mean face grey level (about 119)
@@ -59,11 +67,12 @@ label through missing faces. The side shadow leaves detection untouched (measure
 the default 200 clips through ``helpers.faces.video_to_faces``: the face was found in
 all 6087 sampled frames where it is present, and in none of 128 frames where it is absent).
 
-Nuisance, independent of the labels (separate random streams): background
+Nuisance, independent of the labels (separate random streams, keyed by video and clip
+number, never by the labels or the split): background
 (``synthetic.gradient_background``, one per video id), face width 70-110 px in 320x240
 frames, face position, a slow drift, clip length (30 fps; about 1 clip in 10 has 20-31
 frames, the rest 40-150) and, in 5 % of clips, a stretch of 25-50 % of the clip where
-the person has left the frame (background only).
+the person has left the frame (background only; drawn over the sorted clip names).
 
 Everything is deterministic in the seed: the same seed gives the same labels and the
 same decoded frames, whatever the number of worker processes.
@@ -75,7 +84,6 @@ import json
 import multiprocessing
 import os
 import pickle
-import string
 import time
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
@@ -87,16 +95,14 @@ import cv2
 import numpy as np
 
 from helpers import SPLITS, TRAITS
+from helpers import labels as lb
+from helpers.demo_labels import NOISE_STD, demo_annotations, draw_demo_labels
 from helpers.faces import find_face, load_face_cascade
 from helpers.synthetic import PHOTO_FACE_BOX, HeadSprite, box_iou, gradient_background, head_patch, load_face_photo, write_video
 
 #: Frame size (width, height) and rate of the demo clips.
 FRAME_WIDTH, FRAME_HEIGHT = 320, 240
 FPS = 30.0
-#: Standard deviation of the Gaussian label noise: the noise floor.
-NOISE_STD = 0.02
-#: Noiseless scores are Beta(SCORE_BETA, SCORE_BETA): mean 0.5, std 1 / sqrt(4 (2 a + 1)) = 0.129.
-SCORE_BETA = 7.0
 #: Head roll amplitude (degrees) and its frequency range (cycles per clip) for extraversion 0 and 1.
 ROLL_AMPLITUDE = 8.0
 ROLL_CYCLES = (1.0, 6.0)
@@ -108,17 +114,17 @@ MAX_SHADOW = 0.8
 #: Share of clips in which the person leaves the frame for part of the clip.
 ABSENT_SHARE = 0.05
 
-SPLIT_SHARES = {"train": 0.6, "validation": 0.2, "test": 0.2}
 #: Group folder prefix of each split, as in the real archives (``training80_01``...).
 GROUP_PREFIX = {"train": "training80", "validation": "validation80", "test": "test80"}
 GROUP_SIZE = 80
 #: Annotation file of each split, beside the split folders.
 ANNOTATION_FILES = {"train": "annotation_training.pkl", "validation": "annotation_validation.pkl", "test": "annotation_test.pkl"}
 FACTORS_FILE = "demo_factors.json"
+#: Version of the demo dataset's design, recorded in ``demo_factors.json`` (2: labels per person, shared splits).
+DEMO_VERSION = 2
 
-_ID_ALPHABET = string.ascii_letters + string.digits + "-_"
-# Random stream numbers: labels, clip nuisance and video nuisance never share a stream.
-_STREAM_PLAN, _STREAM_SCORES, _STREAM_CLIP, _STREAM_VIDEO = 0, 1, 2, 3
+# Random stream numbers of the nuisance (helpers.demo_labels draws the plan and labels from its own, 10-12).
+_STREAM_ABSENT, _STREAM_CLIP, _STREAM_VIDEO = 0, 2, 3
 
 
 @dataclass(frozen=True)
@@ -132,6 +138,7 @@ class ClipPlan:
     index: int                     #: position in the whole dataset (keys the random streams)
     video_index: int
     n_frames: int
+    person: dict[str, float]       #: the person's (video's) scores, shared by its clips (not clipped)
     scores: dict[str, float]       #: noiseless scores, one per trait
     noise: dict[str, float]        #: label noise, one per trait
     labels: dict[str, float]       #: clip(scores + noise, 0, 1): what the annotation files hold
@@ -177,59 +184,30 @@ def scores_from_factors(factors: Mapping[str, float]) -> dict[str, float]:
     }
 
 
-def draw_labels(rng: np.random.Generator) -> tuple[dict[str, float], dict[str, float], dict[str, float], float]:
-    """One clip's noiseless scores, noise, labels and interview score, from ``rng``."""
-    s = rng.beta(SCORE_BETA, SCORE_BETA, size=len(TRAITS))
-    e = rng.normal(0.0, NOISE_STD, size=len(TRAITS))
-    labels = np.clip(s + e, 0.0, 1.0)
-    interview = float(np.clip(labels.mean() + rng.normal(0.0, NOISE_STD), 0.0, 1.0))
-    as_dict = lambda v: {t: float(x) for t, x in zip(TRAITS, v)}  # noqa: E731
-    return as_dict(s), as_dict(e), as_dict(labels), interview
-
-
-def _split_counts(n_clips: int) -> dict[str, int]:
-    held = max(1, round(SPLIT_SHARES["validation"] * n_clips))
-    return {"train": n_clips - 2 * held, "validation": held, "test": held}
-
-
 def plan_demo_dataset(n_clips: int = 200, seed: int = 0) -> list[ClipPlan]:
     """Decide every clip of the demo dataset (names, splits, labels, factors), drawing nothing.
 
-    Deterministic in ``(n_clips, seed)``. Labels come from one random stream per clip,
-    the layout, lengths, positions and face absences from others, so none of those
-    can carry information about the labels.
+    Deterministic in ``(n_clips, seed)``. Names, videos, official splits and labels come from
+    ``helpers.demo_labels.draw_demo_labels``; lengths, sizes, positions and roll phases from
+    one random stream per (video, clip number), the face absences from another over the
+    sorted clip names: none of them can carry information about the labels or the split.
     """
-    if n_clips < 3:
-        raise ValueError(f"the demo dataset needs at least 3 clips (one per split), got {n_clips}")
-    if seed < 0:
-        raise ValueError(f"seed must be >= 0, got {seed}")
-    plan_rng = np.random.default_rng([seed, _STREAM_PLAN])
-    # Video ids and clip numbers, split by split, so no video spans two splits.
-    layout: list[tuple[str, str, int, str]] = []  # (split, video_id, video_index, clip number)
-    used: set[str] = set()
-    for split, count in _split_counts(n_clips).items():
-        while count > 0:
-            vid = "".join(plan_rng.choice(list(_ID_ALPHABET), size=11))
-            if vid in used:
-                continue
-            used.add(vid)
-            k = int(min(plan_rng.integers(1, 5), count))
-            numbers = np.sort(plan_rng.choice(6, size=k, replace=False))
-            layout += [(split, vid, len(used) - 1, f"{n:03d}") for n in numbers]
-            count -= k
-    absent_clips = set(plan_rng.choice(n_clips, size=round(ABSENT_SHARE * n_clips), replace=False).tolist())
+    clips = draw_demo_labels(n_clips, seed)  # checks n_clips and seed
+    names = sorted(c.name for c in clips)
+    absent_rng = np.random.default_rng([seed, _STREAM_ABSENT])
+    absent_clips = {names[i] for i in absent_rng.choice(len(names), size=round(ABSENT_SHARE * len(names)), replace=False)}
 
     plans: list[ClipPlan] = []
     position_in_split = {s: 0 for s in SPLITS}
-    for index, (split, vid, vindex, number) in enumerate(layout):
+    for clip in clips:
+        split, number = clip.split, int(clip.name.split(".")[1])
         group = f"{GROUP_PREFIX[split]}_{position_in_split[split] // GROUP_SIZE + 1:02d}"
         position_in_split[split] += 1
-        scores, noise, labels, interview = draw_labels(np.random.default_rng([seed, _STREAM_SCORES, index]))
-        video_rng = np.random.default_rng([seed, _STREAM_VIDEO, vindex])
+        video_rng = np.random.default_rng([seed, _STREAM_VIDEO, clip.video_index])
         base_width = video_rng.uniform(75.0, 105.0)
         base_x = FRAME_WIDTH / 2 + video_rng.uniform(-35.0, 35.0)
         base_y = FRAME_HEIGHT / 2 + video_rng.uniform(-8.0, 8.0)
-        rng = np.random.default_rng([seed, _STREAM_CLIP, index])
+        rng = np.random.default_rng([seed, _STREAM_CLIP, clip.video_index, number])
         n_frames = int(rng.integers(20, 32) if rng.random() < 0.1 else rng.integers(40, 151))
         width = float(np.clip(base_width * rng.uniform(0.95, 1.05), 70.0, 110.0))
         center = (float(base_x + rng.uniform(-5, 5)), float(base_y + rng.uniform(-4, 4)))
@@ -237,14 +215,14 @@ def plan_demo_dataset(n_clips: int = 200, seed: int = 0) -> list[ClipPlan]:
         phase = float(rng.uniform(0, 2 * np.pi))
         stretch = int(round(rng.uniform(0.25, 0.5) * n_frames))
         start = int(rng.integers(0, n_frames - stretch + 1))
-        factors = factors_from_scores(scores)
+        factors = factors_from_scores(clip.scores)
         factors["roll_phase"] = phase
         factors["roll_amplitude_deg"] = ROLL_AMPLITUDE
         plans.append(ClipPlan(
-            name=f"{vid}.{number}.mp4", video_id=vid, split=split, group=group, index=index,
-            video_index=vindex, n_frames=n_frames, scores=scores, noise=noise, labels=labels,
-            interview=interview, factors=factors, face_width=width, center=center, drift=drift,
-            absent=(start, start + stretch) if index in absent_clips else None,
+            name=clip.name, video_id=clip.video_id, split=split, group=group, index=clip.index,
+            video_index=clip.video_index, n_frames=n_frames, person=clip.person, scores=clip.scores,
+            noise=clip.noise, labels=clip.labels, interview=clip.interview, factors=factors, face_width=width,
+            center=center, drift=drift, absent=(start, start + stretch) if clip.name in absent_clips else None,
         ))
     return plans
 
@@ -452,11 +430,15 @@ def make_demo_dataset(
     factors_doc = {
         "about": "Ground truth of the synthetic demo dataset (helpers/demo.py). Training never reads this file; "
                  "benchmarks use it for the noise floor.",
+        "version": DEMO_VERSION,
         "seed": seed,
         "n_clips": n_clips,
         "noise_std": NOISE_STD,
         "formulas": {
-            "label": "clip(score + noise, 0, 1), noise ~ Normal(0, noise_std), score ~ Beta(7, 7)",
+            "person": "one per video id: Normal(real training means, 0.11^2 R), R positive correlations "
+                      "(helpers/demo_labels.py)",
+            "score": "clip(person + deviation, 0, 1), deviation ~ Normal(0, 0.088^2 R) per clip: what the clip shows",
+            "label": "clip(score + noise, 0, 1), noise ~ Normal(0, noise_std): the part no clip shows",
             "extraversion": "roll_cycles_per_clip = 1 + 5 * score; angle(i) = 8 deg * sin(2 pi cycles i / n + roll_phase)",
             "neuroticism": "brightness_offset = 100 * score - 50 (grey levels)",
             "agreeableness": "contrast_gain = 0.55 + 0.9 * score",
@@ -495,6 +477,7 @@ def make_demo_dataset(
 
     checked = sum(r["checked"] for r in results)
     labels = np.array([[p.labels[t] for t in TRAITS] for p in plans])
+    report = lb.label_report(demo_annotations(plans))
     size = sum(f.stat().st_size for f in out_dir.rglob("*") if f.is_file())
     return {
         "out_dir": str(out_dir),
@@ -516,6 +499,8 @@ def make_demo_dataset(
         "frames_checked": checked,
         "label_mean": {t: round(float(v), 4) for t, v in zip(TRAITS, labels.mean(axis=0))},
         "label_std": {t: round(float(v), 4) for t, v in zip(TRAITS, labels.std(axis=0))},
+        "test_clips_with_video_in_training": round(report["clips_with_video_in_training"]["test"], 4),
+        "test_baselines": {k: round(v, 4) for k, v in report["baselines"].items()},
         "noise_std": NOISE_STD,
         "workers": workers,
         "seconds": round(time.perf_counter() - start, 2),

@@ -58,6 +58,7 @@ class RunSettings:
     padding: str               #: padding strategy (``helpers.sequences.Strategy``)
     split_scheme: str | None   #: how clips were assigned to splits; None: the cache's own splits
     split_seed: int | None
+    assignment: dict[str, str] | None = None  #: clip name -> split of the run (None: the cache's official splits)
 
 
 def run_settings(run_dir: Path) -> RunSettings:
@@ -71,18 +72,20 @@ def run_settings(run_dir: Path) -> RunSettings:
     if not isinstance(length, int) or not isinstance(s.get("size"), int):
         raise ValueError(f"{path} has no sequence length or crop size in 'settings'; "
                          "re-train the run with `python -m helpers train`")
+    splits_path = Path(run_dir) / "splits.json"  # helpers.training.SPLITS_FILE
+    assignment = json.loads(splits_path.read_text(encoding="utf-8"))["clips"] if splits_path.is_file() else None
     return RunSettings(length=length, size=s["size"],
                        padding=s.get("padding", s.get("sequence_strategy", DEFAULT_PADDING)),
                        split_scheme=s.get("split_scheme", metrics.get("split_scheme")),
-                       split_seed=s.get("split_seed", metrics.get("split_seed")))
+                       split_seed=s.get("split_seed", metrics.get("split_seed")), assignment=assignment)
 
 
 def split_clips(cache_dir: Path, split: str, settings: RunSettings) -> list[ClipEntry]:
-    """The clips of ``split`` under the run's split scheme."""
-    if settings.split_scheme not in (None, "official"):
-        raise ValueError(f"this run used split scheme {settings.split_scheme!r}; helpers.explain reads only "
-                         "the cache's own (official) splits so far")
-    return split_entries(Path(cache_dir), split, read_manifest(Path(cache_dir)))
+    """The clips of ``split`` under the run's split scheme (its recorded assignment)."""
+    if settings.assignment is None and settings.split_scheme not in (None, "official"):
+        raise ValueError(f"this run used split scheme {settings.split_scheme!r} but its folder records no "
+                         "split assignment (splits.json); re-run `python -m helpers train`")
+    return split_entries(Path(cache_dir), split, read_manifest(Path(cache_dir)), settings.assignment)
 
 
 def _model(run_dir: Path):

@@ -15,7 +15,9 @@ default ``padding`` ``"zero_pad"`` keeps the first ``length`` frames of a longer
 puts zero frames (mask False) at the END of a shorter one; ``"uniform"`` spreads the
 kept frames over a longer clip instead.
 
-Only clips of the split with status ``"prepared"`` and labels are used. One clip's file
+Only clips of the split with status ``"prepared"`` and labels are used. Which split a clip
+is in comes from the manifest (the official splits) or from an ``assignment`` clip name ->
+split (``split_assignment``: the official or the by-video scheme; a run folder records its own). One clip's file
 is read at a time (a Python generator under ``tf.data.Dataset.from_generator``), so the
 whole split never sits in memory. A cache file that fails to load (``CacheFileError``) is
 skipped, never fed to the model: a warning naming it goes to the ``helpers.inputs``
@@ -34,6 +36,7 @@ import numpy as np
 
 from helpers import SPLITS, TRAITS
 from helpers.cache import CacheFileError, load_clip_cache, read_manifest
+from helpers.labels import assign_splits
 from helpers.sequences import Strategy, fixed_length_indices, take_frames
 
 log = logging.getLogger(__name__)
@@ -51,10 +54,30 @@ class ClipEntry:
     labels: np.ndarray  # float32 [5]
 
 
-def split_entries(cache_dir: Path, split: str, manifest: dict[str, Any] | None = None) -> list[ClipEntry]:
+def _labelled(info: dict[str, Any]) -> bool:
+    labels = info.get("labels") or {}
+    return all(isinstance(labels.get(t), (int, float)) for t in TRAITS)
+
+
+def split_assignment(manifest: dict[str, Any], split_scheme: str = "official", split_seed: int = 0) -> dict[str, str]:
+    """clip name -> split under ``split_scheme`` (``helpers.labels.SPLIT_SCHEMES``), from a cache manifest.
+
+    Over every labelled clip with an official split, whatever its prepare status, so the
+    assignment of a clip does not change when other clips fail or are prepared later
+    (``helpers.labels.assign_splits``; ``split_seed`` is used by ``"by-video"`` only).
+    """
+    official = {name: info["split"] for name, info in manifest["clips"].items()
+                if info.get("split") in SPLITS and _labelled(info)}
+    return assign_splits(official, official, split_scheme, split_seed)
+
+
+def split_entries(cache_dir: Path, split: str, manifest: dict[str, Any] | None = None,
+                  assignment: dict[str, str] | None = None) -> list[ClipEntry]:
     """The clips of ``split`` with status ``"prepared"``, a cache file and all five labels.
 
-    Sorted by clip name, so the order does not depend on how the manifest was written.
+    ``assignment`` (clip name -> split, e.g. ``split_assignment``) replaces the manifest's
+    official splits; clips it does not name are in no split. Sorted by clip name, so the
+    order does not depend on how the manifest was written.
     """
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
@@ -62,11 +85,10 @@ def split_entries(cache_dir: Path, split: str, manifest: dict[str, Any] | None =
     manifest = read_manifest(cache_dir) if manifest is None else manifest
     entries = []
     for name, info in sorted(manifest["clips"].items()):
-        if info.get("split") != split or info.get("status") != "prepared" or not info.get("file"):
+        clip_split = info.get("split") if assignment is None else assignment.get(name)
+        if clip_split != split or info.get("status") != "prepared" or not info.get("file") or not _labelled(info):
             continue
-        labels = info.get("labels") or {}
-        if not all(isinstance(labels.get(t), (int, float)) for t in TRAITS):
-            continue
+        labels = info["labels"]
         entries.append(ClipEntry(name, cache_dir / info["file"], np.array([labels[t] for t in TRAITS], np.float32)))
     return entries
 
@@ -152,13 +174,14 @@ class ClipSource:
 
 def clip_source(cache_dir: Path, split: str, length: int = 32, *, shuffle: bool = False, seed: int = 0,
                 padding: Strategy = DEFAULT_PADDING, size: int | None = None,
-                manifest: dict[str, Any] | None = None) -> ClipSource:
+                manifest: dict[str, Any] | None = None, assignment: dict[str, str] | None = None) -> ClipSource:
     """A ``ClipSource`` over the usable clips of ``split``; raises if there are none.
 
-    ``size`` defaults to the crop size the cache was prepared with (its manifest's settings).
+    ``size`` defaults to the crop size the cache was prepared with (its manifest's settings);
+    ``assignment`` as in ``split_entries``.
     """
     manifest = read_manifest(cache_dir) if manifest is None else manifest
-    entries = split_entries(cache_dir, split, manifest)
+    entries = split_entries(cache_dir, split, manifest, assignment)
     if not entries:
         raise ValueError(f"cache {cache_dir} has no prepared, labelled clips in split {split!r}")
     size = int(manifest["settings"]["size"]) if size is None else size

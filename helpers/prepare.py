@@ -26,6 +26,7 @@ from helpers.cache import (CLIPS_DIR, MANIFEST_NAME, MANIFEST_VERSION, STATUSES,
                            load_clip_cache, read_manifest, save_clip_cache, write_manifest)
 from helpers import SPLITS
 from helpers.dataset import VIDEO_SUFFIXES, Assembly, assemble
+from helpers.demo import FACTORS_FILE
 
 #: Folder of the cache where the distributed zips are unpacked.
 EXTRACTED_DIR = "extracted"
@@ -341,6 +342,11 @@ def summarize(assembly: Assembly, entries: dict[str, dict[str, Any]], cache_dir:
     }
 
 
+def source_dataset(source: Path) -> str:
+    """``"demo"`` when ``source`` is a demo dataset folder (it holds ``demo_factors.json``), else ``"first_impressions"``."""
+    return "demo" if (Path(source) / FACTORS_FILE).is_file() else "first_impressions"
+
+
 def build_manifest(assembly: Assembly, source: Path, entries: dict[str, dict[str, Any]], settings: dict[str, Any],
                    complete: bool, summary: dict[str, Any]) -> dict[str, Any]:
     """The manifest of a run (see ``helpers.cache``)."""
@@ -349,6 +355,7 @@ def build_manifest(assembly: Assembly, source: Path, entries: dict[str, dict[str
         "complete": complete,
         "settings": settings,
         "source": str(source),
+        "dataset": source_dataset(source),
         "label_files": assembly.labels.files,
         "archives": {"extracted": [str(p) for p in assembly.extraction.folders],
                      "skipped": assembly.extraction.skipped},

@@ -21,6 +21,8 @@ DEMO_SEED = 0
 NUM_FRAMES = 32  # frames sampled per clip by prepare
 LENGTH = 32  # sequence length the model sees
 SIZE = 48
+#: How the notebooks' runs assign clips to splits: by video (person), the honest measure on new people.
+SPLIT_SCHEME = "by-video"
 
 
 def repo_root() -> Path:
@@ -47,10 +49,12 @@ def data_dir() -> Path:
 
 def ensure_demo_data(root: Path | None = None) -> Path:
     """The demo dataset folder, built (about a minute) when it is not there yet."""
-    from helpers.demo import make_demo_dataset
+    from helpers.demo import DEMO_VERSION, FACTORS_FILE, load_demo_factors, make_demo_dataset
 
     folder = (root or data_dir()) / "demo"
-    if not (folder / "annotation_test.pkl").is_file():
+    current = (folder / "annotation_test.pkl").is_file() and (folder / FACTORS_FILE).is_file() \
+        and load_demo_factors(folder).get("version") == DEMO_VERSION
+    if not current:  # missing, or built by an older version of helpers.demo
         make_demo_dataset(folder, n_clips=DEMO_CLIPS, seed=DEMO_SEED)
     return folder
 
@@ -58,13 +62,17 @@ def ensure_demo_data(root: Path | None = None) -> Path:
 def ensure_cache(root: Path | None = None, workers: int | None = None) -> Path:
     """The prepared cache of the demo data; ``prepare`` resumes, so this is quick when done before."""
     from helpers.cache import CacheFileError, read_manifest
+    from helpers.demo import load_demo_factors
     from helpers.prepare import prepare
 
     root = root or data_dir()
     source = ensure_demo_data(root)
     cache = root / "cache"
     try:
-        complete = bool(read_manifest(cache).get("complete"))
+        manifest = read_manifest(cache)
+        # Complete, and of these demo clips (not of a demo dataset built before).
+        complete = bool(manifest.get("complete")) and set(manifest["clips"]) == {
+            c["name"] for c in load_demo_factors(source)["clips"]}
     except (FileNotFoundError, CacheFileError):  # none yet, damaged, or of an older version
         complete = False
     # An interrupted prepare leaves a manifest marked incomplete: run it again, it resumes.
@@ -74,13 +82,18 @@ def ensure_cache(root: Path | None = None, workers: int | None = None) -> Path:
 
 
 def ensure_trained_run(root: Path | None = None, **train_kwargs) -> Path:
-    """A run folder with the default model trained on the demo cache (trained when missing)."""
+    """A run folder with the default model trained on the demo cache, by video (trained when missing).
+
+    Trained again when the folder is of an older version or used another split scheme.
+    """
     from helpers.training import RUN_VERSION, train
 
     root = root or data_dir()
     run = root / "runs" / "light"
+    train_kwargs.setdefault("split_scheme", SPLIT_SCHEME)
     metrics = run / "metrics.json"
-    if not metrics.is_file() or json.loads(metrics.read_text(encoding="utf-8")).get("version") != RUN_VERSION:
+    recorded = json.loads(metrics.read_text(encoding="utf-8")) if metrics.is_file() else {}
+    if recorded.get("version") != RUN_VERSION or recorded.get("split_scheme") != train_kwargs["split_scheme"]:
         train(ensure_cache(root), run, length=LENGTH, **train_kwargs)
     return run
 

@@ -1,23 +1,32 @@
 """Train, evaluate and predict.
 
-``train(cache_dir, run_dir)`` uses the official splits written in the cache manifest: it fits on
+``train(cache_dir, run_dir)`` assigns the cache's clips to splits under a ``split_scheme``:
+``"official"`` (default; the splits the annotation files come in, which share people:
+on the real files 84 % of the test clips come from a video with training clips) or
+``"by-video"`` (all clips regrouped by video id with ``split_seed``, no person on two sides:
+the honest measure of how a model does on new people; ``helpers.labels``). It fits on
 ``train``, watches ``validation`` for early stopping (the weights of the best validation
-epoch are kept), and scores ``test`` once, at the end, beside the train-mean baseline.
-It writes to the run folder ``run_dir``:
+epoch are kept), and scores ``test`` once, at the end, beside two baselines: the train
+mean, and the mean of the same video's training clips (what recognising the person alone
+gives; equal to the train mean under ``"by-video"``). It writes to the run folder ``run_dir``:
 
 - ``model.keras``: the model (``helpers.models.load_model`` reads it back);
+- ``splits.json``: ``split_scheme``, ``split_seed`` and ``clips`` (clip name -> split): the
+  assignment ``evaluate`` and ``helpers.explain`` reuse (``run_assignment``), so a run is
+  never scored on its own training clips (``helpers.predict`` reports the scheme);
 - ``history.json``: per-epoch ``loss``, ``val_loss`` (the training loss: MSE for the light
   model) and ``mae``, ``val_mae`` (MAE averaged over the traits, what early stopping watches);
 - ``metrics.json``: the test report of ``helpers.metrics.report`` (``per_trait`` with
   ``accuracy``, ``mae``, ``pearson_r``, ``baseline_accuracy``, ``baseline_mae``;
-  ``mean_accuracy``, ``baseline_mean_accuracy``, ``mean_mae``, ...), the same figures for
-  validation under ``validation``, the ``settings`` a prediction needs (``length``,
-  ``size``, ``num_frames``, ``padding``, ``traits``, and the cache's face ``detector``,
-  ``helpers.faces.detector_record``) and the run's ``model``, ``seed``,
-  ``distribution``, ``epochs_run``, ``best_epoch``, clip counts and skipped files.
-  ``RUN_VERSION`` is 2 since ``frames``/``sample_frames``/``sequence_strategy``/``strategy``
-  became ``length``/``num_frames``/``padding``/``distribution``; ``load_run`` refuses
-  older run folders with a message to re-run train.
+  ``mean_accuracy``, ``baseline_mean_accuracy``, ``same_video_baseline_mean_accuracy``,
+  ``mean_mae``, ...), the same figures for validation under ``validation``, the
+  ``settings`` a prediction needs (``length``, ``size``, ``num_frames``, ``padding``,
+  ``traits``, and the cache's face ``detector``,
+  ``helpers.faces.detector_record``) and the run's ``model``, ``dataset`` (``"demo"`` or ``"first_impressions"``,
+  from the cache manifest), ``split_scheme``, ``split_seed``, ``seed``, ``distribution``,
+  ``epochs_run``, ``best_epoch``, clip counts and skipped files. ``RUN_VERSION`` is 3 since
+  run folders record their split assignment; ``load_run`` refuses older run folders with a
+  message to re-run train.
 
 Scoring new clips with a run is ``helpers.predict``'s job.
 """
@@ -38,7 +47,11 @@ from helpers import TRAITS
 from helpers import metrics as M
 from helpers.atomic import write_json_atomic
 from helpers.cache import read_manifest
-from helpers.inputs import DEFAULT_PADDING, ClipSource, clip_source, dataset_from_source, split_entries, to_model_input
+from helpers.dataset import video_id
+from helpers.inputs import (DEFAULT_PADDING, ClipSource, clip_source, dataset_from_source, split_assignment,
+                            split_entries, to_model_input)
+from helpers.labels import same_video_means
+from helpers.prepare import source_dataset
 from helpers.sequences import Strategy
 
 #: Defaults chosen on the demo data (see ``benchmarks/bench_train.py``): the light model's
@@ -51,7 +64,9 @@ DEFAULT_PATIENCE = 10
 #: The learning rate falls from its start value to this fraction of it over the epochs (cosine).
 FINAL_LR_FRACTION = 0.05
 #: Version of the run folder's metrics.json; ``load_run`` refuses other versions.
-RUN_VERSION = 2
+RUN_VERSION = 3
+#: The run folder's record of which clip was in which split.
+SPLITS_FILE = "splits.json"
 
 
 class EpochLine(keras.callbacks.Callback):
@@ -122,47 +137,71 @@ def _faces_input_shape(model) -> tuple:
 
 
 def evaluate(model, cache_dir: Path, split: str = "test", *, length: int | None = None, batch_size: int = 8,
-             train_means: Any | None = None, padding: Strategy | None = None) -> dict[str, Any]:
+             padding: Strategy | None = None, assignment: dict[str, str] | None = None) -> dict[str, Any]:
     """Score ``model`` (a Keras model or a run folder written by ``train``) on ``split`` of ``cache_dir``.
 
-    Returns ``helpers.metrics.report`` (model beside the train-mean baseline) plus
-    ``split``, ``names``, ``y_true``, ``y_pred`` (lists, for plots) and ``skipped``. The
-    baseline uses ``train_means`` when given, else the means of the cache's training
-    labels. ``length`` and ``padding`` default to the run's settings (or the
-    model's input length and ``DEFAULT_PADDING``).
+    Returns ``helpers.metrics.report`` (model beside the train-mean and same-video
+    baselines, both from the training clips) plus ``split``, ``split_scheme``, ``names``,
+    ``y_true``, ``y_pred`` (lists, for plots) and ``skipped``. For a run folder the splits
+    are the run's own (``run_assignment``), and ``length`` and ``padding`` default to its
+    settings; for a Keras model ``assignment`` (clip name -> split) defaults to the
+    cache's official splits, ``length`` to the model's input and ``padding`` to ``DEFAULT_PADDING``.
     """
     cache_dir = Path(cache_dir)
     manifest = read_manifest(cache_dir)
+    scheme = "official" if assignment is None else None  # None: an assignment of the caller's
     if isinstance(model, (str, Path)):
-        run = load_run(model)
+        run_dir = Path(model)
+        run = load_run(run_dir)
         model = run["model"]
         length = length or run["settings"]["length"]
         padding = padding or run["settings"]["padding"]
+        assignment = run_assignment(run_dir) if assignment is None else assignment
+        scheme = run["metrics"]["split_scheme"]
     shape = _faces_input_shape(model)
     length = length or int(shape[1])
     padding = padding or DEFAULT_PADDING
-    source = clip_source(cache_dir, split, length, padding=padding, size=int(shape[2]), manifest=manifest)
+    source = clip_source(cache_dir, split, length, padding=padding, size=int(shape[2]), manifest=manifest,
+                         assignment=assignment)
     pred = predict_source(model, source, batch_size)
     if len(pred["names"]) == 0:
         raise ValueError(f"no readable clips in split {split!r} of {cache_dir}")
-    if train_means is None:
-        train_means = M.train_means(np.stack([e.labels for e in split_entries(cache_dir, "train", manifest)]))
-    rep = M.report(pred["y_true"], pred["y_pred"], means=train_means)
-    rep.update(split=split, names=pred["names"], y_true=pred["y_true"].tolist(),
+    train_entries = split_entries(cache_dir, "train", manifest, assignment)
+    rep = _report(pred, train_entries)
+    rep.update(split=split, split_scheme=scheme, names=pred["names"], y_true=pred["y_true"].tolist(),
                y_pred=pred["y_pred"].tolist(), skipped=pred["skipped"])
     return rep
+
+
+def _report(pred: dict[str, Any], train_entries: list) -> dict[str, Any]:
+    """``metrics.report`` of predictions beside both baselines, made from ``train_entries``' labels."""
+    if not train_entries:
+        raise ValueError("no training clips to make the baselines from")
+    y_train = np.stack([e.labels for e in train_entries]).astype(np.float64)
+    same = same_video_means(y_train, [video_id(e.name) for e in train_entries], [video_id(n) for n in pred["names"]])
+    return M.report(pred["y_true"], pred["y_pred"], means=M.train_means(y_train), same_video=same)
+
+
+def run_assignment(run_dir: Path) -> dict[str, str]:
+    """clip name -> split of the run folder's training (its ``splits.json``)."""
+    path = Path(run_dir) / SPLITS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: is {run_dir} a run folder written by `python -m helpers train`?")
+    return dict(json.loads(path.read_text(encoding="utf-8"))["clips"])
 
 
 def train(cache_dir: Path, run_dir: Path, model_name: str = "light", length: int = 32,
           epochs: int = DEFAULT_EPOCHS, batch_size: int = DEFAULT_BATCH_SIZE, seed: int = 0,
           distribution: str | None = None, verbose: int = 0, *, learning_rate: float | None = None,
           patience: int = DEFAULT_PATIENCE, padding: Strategy = DEFAULT_PADDING,
-          model_kwargs: dict | None = None) -> dict[str, Any]:
-    """Train ``model_name`` (a name of ``helpers.models.MODELS``) on the cache's train split,
+          split_scheme: str = "official", split_seed: int = 0, model_kwargs: dict | None = None) -> dict[str, Any]:
+    """Train ``model_name`` (a name of ``helpers.models.MODELS``) on the train split,
     stop early on validation, score test once.
 
-    ``length``: the sequence length the model sees (each clip is made that long with
-    ``padding``). ``learning_rate`` defaults to the model's (``models.default_learning_rate``).
+    ``split_scheme`` (``helpers.labels.SPLIT_SCHEMES``) and ``split_seed`` (by-video only;
+    independent of the training ``seed``) say which clips form the splits
+    (``inputs.split_assignment``). ``length``: the sequence length the model sees (each
+    clip is made that long with ``padding``). ``learning_rate`` defaults to the model's (``models.default_learning_rate``).
     ``verbose=1`` prints one line per epoch; Keras' own progress bars stay off.
     ``distribution="mirrored"`` builds and compiles the model under
     ``tf.distribute.MirroredStrategy`` (meant for several GPUs; it also runs on one CPU).
@@ -173,10 +212,13 @@ def train(cache_dir: Path, run_dir: Path, model_name: str = "light", length: int
     cache_dir, run_dir = Path(cache_dir), Path(run_dir)
     manifest = read_manifest(cache_dir)
     lr = default_learning_rate(model_name) if learning_rate is None else learning_rate
+    assignment = split_assignment(manifest, split_scheme, split_seed)
     keras.utils.set_random_seed(seed)
-    train_src = clip_source(cache_dir, "train", length, shuffle=True, seed=seed, padding=padding, manifest=manifest)
+    train_src = clip_source(cache_dir, "train", length, shuffle=True, seed=seed, padding=padding, manifest=manifest,
+                            assignment=assignment)
     size = train_src.size
-    val_src = clip_source(cache_dir, "validation", length, padding=padding, size=size, manifest=manifest)
+    val_src = clip_source(cache_dir, "validation", length, padding=padding, size=size, manifest=manifest,
+                          assignment=assignment)
 
     with _distribution(distribution).scope():
         model = build_model(model_name, length, size, learning_rate=lr, **(model_kwargs or {}))
@@ -203,15 +245,16 @@ def train(cache_dir: Path, run_dir: Path, model_name: str = "light", length: int
     run_dir.mkdir(parents=True, exist_ok=True)
     model.save(run_dir / "model.keras")
     write_json_atomic(run_dir / "history.json", hist)
+    write_json_atomic(run_dir / SPLITS_FILE, {"split_scheme": split_scheme, "split_seed": split_seed,
+                                              "clips": assignment})
 
     usable_train = train_src.usable
     if not usable_train:
         raise ValueError(f"every training file of {cache_dir} failed to load: {sorted(train_src.skipped)}")
-    means = M.train_means(np.stack([e.labels for e in usable_train]))
-    val = M.report(**_pred(model, val_src, batch_size), means=means)
-    test_src = clip_source(cache_dir, "test", length, padding=padding, size=size, manifest=manifest)
-    test_pred = predict_source(model, test_src, batch_size)  # the one look at the test split
-    rep = M.report(test_pred["y_true"], test_pred["y_pred"], means=means)
+    val = _report(predict_source(model, val_src, batch_size), usable_train)
+    test_src = clip_source(cache_dir, "test", length, padding=padding, size=size, manifest=manifest,
+                           assignment=assignment)
+    rep = _report(predict_source(model, test_src, batch_size), usable_train)  # the one look at the test split
 
     skipped = {**train_src.skipped, **val_src.skipped, **test_src.skipped}
     metrics = {
@@ -220,9 +263,12 @@ def train(cache_dir: Path, run_dir: Path, model_name: str = "light", length: int
         "split": "test",
         **rep,
         "validation": {k: val[k] for k in ("n", "mean_accuracy", "mean_mae", "baseline_mean_accuracy",
-                                           "baseline_mean_mae", "mae_ratio")},
+                                           "baseline_mean_mae", "same_video_baseline_mean_accuracy", "mae_ratio")},
         "settings": {"length": length, "size": size, "num_frames": int(manifest["settings"]["num_frames"]),
                      "padding": padding, "traits": list(TRAITS), "detector": manifest["settings"].get("detector")},
+        "dataset": manifest.get("dataset") or (source_dataset(Path(manifest["source"])) if manifest.get("source") else None),
+        "split_scheme": split_scheme,
+        "split_seed": split_seed,
         "seed": seed,
         "batch_size": batch_size,
         "learning_rate": lr,
@@ -238,11 +284,6 @@ def train(cache_dir: Path, run_dir: Path, model_name: str = "light", length: int
     }
     write_json_atomic(run_dir / "metrics.json", metrics)
     return metrics
-
-
-def _pred(model, source: ClipSource, batch_size: int) -> dict[str, np.ndarray]:
-    p = predict_source(model, source, batch_size)
-    return {"y_true": p["y_true"], "y_pred": p["y_pred"]}
 
 
 _RUN_CACHE: dict[tuple[str, float], dict[str, Any]] = {}

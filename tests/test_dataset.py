@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import builtins
-import math
 import os
 import pickle
 import struct
@@ -14,8 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
-from hypothesis import strategies as st
 
 from helpers import ANNOTATION_KEYS, TRAITS
 from helpers import archives as ar
@@ -483,51 +480,3 @@ def test_collect_labels_copies_agree_or_fail(tmp_path):
     with pytest.raises(ds.AnnotationFileError) as err:
         ds.collect_labels([a, b])
     assert str(a) in str(err.value) and str(b) in str(err.value)
-
-
-# --------------------------------------------------------------------------- group splits
-
-
-def clip_names(counts: dict[str, int]) -> list[str]:
-    return [f"{vid}.{k:03d}.mp4" for vid, n in counts.items() for k in range(n)]
-
-
-def test_group_split_keeps_each_person_on_one_side():
-    ids = {f"id{i:02d}{sep}x": 1 + i % 4 for i, sep in zip(range(30), ".-_" * 10)}
-    names = clip_names(ids)
-    train, test = ds.group_split(names, test_size=0.25, seed=0)
-    assert sorted(train + test) == sorted(names) and not set(train) & set(test)
-    assert not {ds.video_id(n) for n in train} & {ds.video_id(n) for n in test}
-    assert len({ds.video_id(n) for n in test}) == round(0.25 * 30)  # test_size counts videos
-    assert (train, test) == ds.group_split(list(reversed(names)), test_size=0.25, seed=0)  # order-free
-    assert test != ds.group_split(names, test_size=0.25, seed=1)[1]
-
-
-def test_random_per_clip_split_would_leak():
-    """Why group_split exists: the article's per-clip split puts one person on both sides."""
-    from sklearn.model_selection import train_test_split
-
-    names = clip_names({f"v{i}": 4 for i in range(20)})
-    train, test = train_test_split(names, test_size=0.25, random_state=0)
-    assert {ds.video_id(n) for n in train} & {ds.video_id(n) for n in test}
-    train, test = ds.group_split(names, test_size=0.25, seed=0)
-    assert not {ds.video_id(n) for n in train} & {ds.video_id(n) for n in test}
-
-
-@settings(max_examples=40, deadline=None)
-@given(counts=st.lists(st.integers(1, 5), min_size=2, max_size=25),
-       test_size=st.floats(0.1, 0.6), seed=st.integers(0, 10_000))
-def test_group_split_property(counts, test_size, seed):
-    assume(math.ceil(test_size * len(counts)) < len(counts))  # sklearn's rule: both sides get a video
-    names = clip_names({f"vid.{i}-{'_' * (i % 2)}": n for i, n in enumerate(counts)})
-    train, test = ds.group_split(names, test_size=test_size, seed=seed)
-    assert sorted(train + test) == sorted(names)
-    assert train and test
-    assert not {ds.video_id(n) for n in train} & {ds.video_id(n) for n in test}
-
-
-def test_group_split_needs_two_videos_and_both_sides():
-    with pytest.raises(ValueError, match="at least 2 videos"):
-        ds.group_split(["a.001.mp4", "a.002.mp4"], test_size=0.5)
-    with pytest.raises(ValueError, match="group_split of 2 videos with test_size=0.6"):
-        ds.group_split(["a.001.mp4", "b.001.mp4"], test_size=0.6)

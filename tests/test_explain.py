@@ -13,8 +13,10 @@ import pytest
 
 from helpers import TRAITS
 from helpers import explain as X
-from helpers.cache import MANIFEST_VERSION, clip_cache_path, save_clip_cache, write_json_atomic
-from helpers.training import RUN_VERSION
+from helpers.atomic import write_json_atomic
+from helpers.cache import MANIFEST_VERSION, clip_cache_path, save_clip_cache
+from helpers.inputs import split_assignment
+from helpers.training import RUN_VERSION, SPLITS_FILE
 
 SIZE, LENGTH = 16, 8
 #: Prediction = MEAN_WEIGHTS * mean brightness + MOTION_WEIGHTS * mean |brightness change|.
@@ -162,8 +164,11 @@ def known(tmp_path_factory):
     run = root / "run"
     run.mkdir()
     build_known_model().save(run / "model.keras")
-    write_json_atomic(run / "metrics.json", {"version": RUN_VERSION, "model": "known", "settings": {
+    write_json_atomic(run / "metrics.json", {"version": RUN_VERSION, "model": "known", "split_scheme": "official",
+                                             "split_seed": 0, "settings": {
         "length": LENGTH, "size": SIZE, "num_frames": LENGTH, "padding": "zero_pad", "traits": list(TRAITS)}})
+    write_json_atomic(run / SPLITS_FILE, {"split_scheme": "official", "split_seed": 0,
+                                          "clips": split_assignment(json.loads((cache / "manifest.json").read_text()))})
     return run, cache, demo
 
 
@@ -179,6 +184,21 @@ def test_run_settings_reads_old_and_new_names(tmp_path):
     assert X.run_settings(tmp_path / "new") == X.RunSettings(16, 64, "loop", "by-video", 3)
     with pytest.raises(FileNotFoundError, match="run folder"):
         X.run_settings(tmp_path)
+
+
+def test_split_clips_follow_the_runs_recorded_assignment(known):
+    import dataclasses
+
+    run, cache, _ = known
+    settings = X.run_settings(run)
+    test = sorted(c for c, s in settings.assignment.items() if s == "test")
+    assert [e.name for e in X.split_clips(cache, "test", settings)] == test
+    moved = dict(settings.assignment, **{test[0]: "train"})
+    other = dataclasses.replace(settings, split_scheme="by-video", assignment=moved)
+    assert test[0] not in [e.name for e in X.split_clips(cache, "test", other)]
+    assert test[0] in [e.name for e in X.split_clips(cache, "train", other)]
+    with pytest.raises(ValueError, match="splits.json"):
+        X.split_clips(cache, "test", dataclasses.replace(other, assignment=None))
 
 
 def test_predictions_match_the_training_pipeline(known):

@@ -187,3 +187,27 @@ def test_empty_split_raises(tmp_path):
     cache = make_cache(tmp_path, {"a.000.mp4": {"split": "test"}})
     with pytest.raises(ValueError, match="no prepared"):
         I.make_dataset(cache, "train", length=4)
+
+
+def test_split_assignment_is_stable_whatever_the_prepare_status():
+    """By video: a clip's split depends on the labelled clips and the seed, not on which clips prepared."""
+    labels = {t: 0.5 for t in TRAITS}
+    clips = {f"v{i % 7}.{i // 7:03d}.mp4": {"split": ("train", "validation", "test")[i % 5 // 3 + (i % 5 == 4)],
+                                            "status": "prepared", "file": "x", "labels": labels} for i in range(30)}
+    clips["nolabel.000.mp4"] = {"split": "train", "status": "prepared", "file": "x", "labels": None}
+    manifest = {"clips": clips}
+    official = I.split_assignment(manifest)
+    assert official == {n: c["split"] for n, c in clips.items() if c["labels"]}
+    by_video = I.split_assignment(manifest, "by-video", split_seed=4)
+    assert set(by_video) == set(official)
+    video_split = {}
+    for name, split in by_video.items():
+        assert video_split.setdefault(name.split(".")[0], split) == split  # no video in two splits
+    failed = {n: dict(c, status="no_face", file=None) if n.startswith("v3.") else c for n, c in clips.items()}
+    assert I.split_assignment({"clips": failed}, "by-video", split_seed=4) == by_video
+    assert I.split_assignment(manifest, "by-video", split_seed=5) != by_video
+    # split_entries follows the assignment; a clip the assignment does not name is in no split.
+    entries_test = {n for n, s in by_video.items() if s == "test"}
+    root = Path("/nonexistent")
+    assert {e.name for e in I.split_entries(root, "test", manifest, by_video)} == entries_test
+    assert I.split_entries(root, "test", manifest, {}) == []

@@ -16,15 +16,21 @@ SIZE, FRAMES = 48, 8
 TINY = {"widths": (4, 8), "features": 8, "units": 8}
 
 
-def make_cache(root: Path, n_per_split=(8, 4, 4), seed=0) -> Path:
+def make_cache(root: Path, n_per_split=(8, 4, 4), seed=0, videos: int | None = None, **manifest_keys) -> Path:
     """Clips whose brightness sets 'neuroticism' (others random), some short, some frames unfound
-    (half of those bridged: usable)."""
+    (half of those bridged: usable).
+
+    Each clip its own video, or with ``videos`` the clips dealt in turn to that many videos
+    (``vid00.000.mp4``, ``vid01.000.mp4``, ...), so videos have clips in several official splits.
+    """
     rng = np.random.default_rng(seed)
     cache = root / "cache"
     clips = {}
+    k = 0
     for split, count in zip(("train", "validation", "test"), n_per_split):
         for i in range(count):
-            name = f"{split[:2]}{i:02d}.000.mp4"
+            name = f"{split[:2]}{i:02d}.000.mp4" if videos is None else f"vid{k % videos:02d}.{k // videos:03d}.mp4"
+            k += 1
             n = int(rng.integers(5, FRAMES + 3))
             level = rng.uniform(0.2, 0.8)
             faces = np.clip(rng.normal(level * 255, 20, size=(n, SIZE, SIZE)), 0, 255).astype(np.uint8)
@@ -41,7 +47,8 @@ def make_cache(root: Path, n_per_split=(8, 4, 4), seed=0) -> Path:
     clips["nf.000.mp4"] = {"split": "train", "status": "no_face", "file": None, "labels": labels,
                            "n_frames": 0, "n_found": 0, "n_usable": 0, "fps": 25.0, "error": None, "warning": None}
     settings = {"num_frames": FRAMES, "size": SIZE, "detector": detector_record(HaarDetector())}
-    write_json_atomic(cache / "manifest.json", {"version": MANIFEST_VERSION, "settings": settings, "clips": clips})
+    write_json_atomic(cache / "manifest.json", {"version": MANIFEST_VERSION, "settings": settings, "clips": clips,
+                                                **manifest_keys})
     return cache
 
 
@@ -79,6 +86,14 @@ def test_train_writes_model_history_and_metrics(run):
     assert on_disk["version"] == Tr.RUN_VERSION
     assert on_disk["n_clips"] == {"train": 8, "validation": 4, "test": 4}  # the no_face clip is left out
     assert on_disk["epochs_run"] == 2 and 1 <= on_disk["best_epoch"] <= 2
+    assert (on_disk["split_scheme"], on_disk["split_seed"]) == ("official", 0)
+    assert on_disk["dataset"] is None  # the manifest names no dataset and no source
+    splits = json.loads((out / Tr.SPLITS_FILE).read_text())
+    assert splits["split_scheme"] == "official" and splits["clips"]["nf.000.mp4"] == "train"
+    assert {c: s for c, s in splits["clips"].items() if c != "nf.000.mp4"} == {
+        c: {"tr": "train", "va": "validation", "te": "test"}[c[:2]] for c in splits["clips"] if c != "nf.000.mp4"}
+    # One clip per video: no training clip of a test clip's video, so both baselines agree.
+    assert on_disk["same_video_baseline_mean_accuracy"] == pytest.approx(on_disk["baseline_mean_accuracy"])
 
 
 def test_baseline_is_the_train_mean_on_the_test_split(run, cache):
@@ -97,6 +112,76 @@ def test_evaluate_run_folder_matches_metrics(run, cache):
     rep = Tr.evaluate(out, cache, "test")
     assert rep["mean_accuracy"] == pytest.approx(metrics["mean_accuracy"], abs=1e-5)
     assert len(rep["names"]) == 4 and np.asarray(rep["y_pred"]).shape == (4, 5)
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    """A cache whose 6 videos have clips in several official splits, and a by-video run on it."""
+    root = tmp_path_factory.mktemp("shared")
+    cache = make_cache(root, n_per_split=(12, 6, 6), seed=3, videos=6, dataset="demo")
+    out = root / "by_video"
+    metrics = Tr.train(cache, out, length=FRAMES, epochs=1, batch_size=4, model_kwargs=TINY,
+                       split_scheme="by-video", split_seed=1)
+    return cache, out, metrics
+
+
+def test_by_video_run_records_its_splits_and_is_never_scored_on_its_training_clips(shared):
+    from helpers.dataset import video_id
+    from helpers.inputs import split_entries
+
+    cache, out, metrics = shared
+    assert (metrics["split_scheme"], metrics["split_seed"], metrics["dataset"]) == ("by-video", 1, "demo")
+    recorded = json.loads((out / Tr.SPLITS_FILE).read_text())
+    assert (recorded["split_scheme"], recorded["split_seed"]) == ("by-video", 1)
+    clips = recorded["clips"]
+    videos = {s: {video_id(c) for c, x in clips.items() if x == s} for s in ("train", "validation", "test")}
+    assert all(videos.values()) and not (videos["train"] & videos["test"]) and not (videos["train"] & videos["validation"])
+    official_test = {e.name for e in split_entries(cache, "test")}
+    training = {c for c, x in clips.items() if x == "train"}
+    assert official_test & training, "the by-video scheme moves some official test clips into training"
+    for split in ("validation", "test"):
+        rep = Tr.evaluate(out, cache, split)  # the run's own splits, not the cache's official ones
+        assert rep["split_scheme"] == "by-video"
+        assert set(rep["names"]) == {c for c, x in clips.items() if x == split} and not set(rep["names"]) & training
+    assert Tr.evaluate(out, cache, "test")["mean_accuracy"] == pytest.approx(metrics["mean_accuracy"], abs=1e-5)
+    # No test clip's video has training clips: the same-video baseline is the train-mean baseline.
+    assert metrics["same_video_baseline_mean_accuracy"] == pytest.approx(metrics["baseline_mean_accuracy"])
+
+
+def test_same_video_baseline_on_official_splits_that_share_videos(shared):
+    from helpers.dataset import video_id
+    from helpers.inputs import split_entries
+    from helpers.models import load_model
+
+    cache, out, _ = shared
+    rep = Tr.evaluate(load_model(out / "model.keras"), cache, "test")  # a model alone: the official splits
+    assert rep["split_scheme"] == "official"
+    train = split_entries(cache, "train")
+    test = split_entries(cache, "test")
+    assert rep["names"] == [e.name for e in test]
+    by_video: dict[str, list] = {}
+    for e in train:
+        by_video.setdefault(video_id(e.name), []).append(e.labels)
+    expected = np.stack([np.mean(by_video[video_id(e.name)], axis=0) for e in test])  # every test video has training clips
+    y = np.stack([e.labels for e in test])
+    assert rep["same_video_baseline_mean_accuracy"] == pytest.approx(1 - np.abs(y - expected).mean(), abs=1e-6)
+    assert rep["same_video_baseline_mean_accuracy"] != pytest.approx(rep["baseline_mean_accuracy"], abs=1e-4)
+    from helpers.metrics import format_report
+
+    assert "same vid" in format_report(rep)
+
+
+def test_unknown_split_scheme_is_refused(cache, tmp_path):
+    with pytest.raises(ValueError, match="split scheme 'random'"):
+        Tr.train(cache, tmp_path / "x", length=FRAMES, epochs=1, split_scheme="random", model_kwargs=TINY)
+
+
+def test_source_dataset_is_demo_when_the_source_holds_demo_factors(tmp_path):
+    from helpers.prepare import source_dataset
+
+    assert source_dataset(tmp_path) == "first_impressions"
+    (tmp_path / "demo_factors.json").write_text("{}")
+    assert source_dataset(tmp_path) == "demo"
 
 
 def test_same_seed_same_result(run, cache, tmp_path):
@@ -150,9 +235,11 @@ def test_cli_train(cache, tmp_path, capsys):
     from helpers.__main__ import main
 
     assert main(["train", str(cache), "--out", str(tmp_path / "cli"), "--length", str(FRAMES),
-                 "--epochs", "1", "--batch-size", "4", "--json"]) == 0
+                 "--epochs", "1", "--batch-size", "4", "--split-scheme", "by-video", "--split-seed", "2",
+                 "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["model"] == "light" and printed["epochs_run"] == 1
+    assert (printed["split_scheme"], printed["split_seed"]) == ("by-video", 2)
     assert (tmp_path / "cli" / "metrics.json").is_file()
     # By default the report a person reads: one row per trait beside the baseline, the run folder.
     assert main(["train", str(cache), "--out", str(tmp_path / "cli2"), "--length", str(FRAMES),
