@@ -87,7 +87,7 @@ import pickle
 import time
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -113,6 +113,11 @@ MAX_BLUR = 0.035
 MAX_SHADOW = 0.8
 #: Share of clips in which the person leaves the frame for part of the clip.
 ABSENT_SHARE = 0.05
+#: How long the person is away (seconds), and the least time in view before and after. Longer
+#: than ``helpers.faces.MAX_GAP_SECONDS`` and inside the clip, so the face pipeline must not
+#: bridge it: every frame of an absence stays unusable (masked), as it would on real footage.
+ABSENT_SECONDS = (2.0, 2.5)
+ABSENT_MARGIN_SECONDS = 0.3
 
 #: Group folder prefix of each split, as in the real archives (``training80_01``...).
 GROUP_PREFIX = {"train": "training80", "validation": "validation80", "test": "test80"}
@@ -193,10 +198,6 @@ def plan_demo_dataset(n_clips: int = 200, seed: int = 0) -> list[ClipPlan]:
     sorted clip names: none of them can carry information about the labels or the split.
     """
     clips = draw_demo_labels(n_clips, seed)  # checks n_clips and seed
-    names = sorted(c.name for c in clips)
-    absent_rng = np.random.default_rng([seed, _STREAM_ABSENT])
-    absent_clips = {names[i] for i in absent_rng.choice(len(names), size=round(ABSENT_SHARE * len(names)), replace=False)}
-
     plans: list[ClipPlan] = []
     position_in_split = {s: 0 for s in SPLITS}
     for clip in clips:
@@ -213,8 +214,6 @@ def plan_demo_dataset(n_clips: int = 200, seed: int = 0) -> list[ClipPlan]:
         center = (float(base_x + rng.uniform(-5, 5)), float(base_y + rng.uniform(-4, 4)))
         drift = (float(rng.uniform(-8, 8)), float(rng.uniform(-4, 4)))
         phase = float(rng.uniform(0, 2 * np.pi))
-        stretch = int(round(rng.uniform(0.25, 0.5) * n_frames))
-        start = int(rng.integers(0, n_frames - stretch + 1))
         factors = factors_from_scores(clip.scores)
         factors["roll_phase"] = phase
         factors["roll_amplitude_deg"] = ROLL_AMPLITUDE
@@ -222,9 +221,29 @@ def plan_demo_dataset(n_clips: int = 200, seed: int = 0) -> list[ClipPlan]:
             name=clip.name, video_id=clip.video_id, split=split, group=group, index=clip.index,
             video_index=clip.video_index, n_frames=n_frames, person=clip.person, scores=clip.scores,
             noise=clip.noise, labels=clip.labels, interview=clip.interview, factors=factors, face_width=width,
-            center=center, drift=drift, absent=(start, start + stretch) if clip.name in absent_clips else None,
+            center=center, drift=drift, absent=None,
         ))
-    return plans
+    return _with_absences(plans, seed)
+
+
+def _with_absences(plans: list[ClipPlan], seed: int) -> list[ClipPlan]:
+    """``plans`` with ``ABSENT_SHARE`` of the clips long enough for it showing nobody for a while.
+
+    Drawn from their own stream over the sorted clip names and lengths, so absences carry
+    nothing about labels or splits.
+    """
+    margin = round(ABSENT_MARGIN_SECONDS * FPS)
+    shortest = round(ABSENT_SECONDS[1] * FPS) + 2 * margin
+    eligible = sorted(p.name for p in plans if p.n_frames >= shortest)
+    rng = np.random.default_rng([seed, _STREAM_ABSENT])
+    chosen = rng.choice(len(eligible), size=min(len(eligible), round(ABSENT_SHARE * len(plans))), replace=False)
+    absences = {}
+    for name in sorted(eligible[i] for i in chosen):
+        n_frames = next(p.n_frames for p in plans if p.name == name)
+        stretch = int(rng.integers(round(ABSENT_SECONDS[0] * FPS), round(ABSENT_SECONDS[1] * FPS) + 1))
+        start = int(rng.integers(margin, n_frames - margin - stretch + 1))
+        absences[name] = (start, start + stretch)
+    return [replace(p, absent=absences.get(p.name)) for p in plans]
 
 
 # ----------------------------------------------------------------------------- drawing
