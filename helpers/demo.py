@@ -65,7 +65,7 @@ Haar face detector needs the lower face: over the extremes of the other factors,
 40 %-opaque band already cut detections to about 40 % of frames, which would leak the
 label through missing faces. The side shadow leaves detection untouched (measured on
 the default 200 clips through ``helpers.faces.video_to_faces``: the face was found in
-all 6087 sampled frames where it is present, and in none of 128 frames where it is absent).
+all 5986 sampled frames where it is present, and in none of 171 frames where it is absent).
 
 Nuisance, independent of the labels (separate random streams, keyed by video and clip
 number, never by the labels or the split): background
