@@ -30,23 +30,11 @@ sys.path.insert(0, str(ROOT))  # run from anywhere without installing
 
 from helpers.series import data_dir, ipc_kernel_manager, notebook_paths  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmark module
+from bench_prepare import process_tree  # noqa: E402
+
 TARGET_KERNEL_MB = 1024
 TARGET_PAIR_MB = 1638  # 1.6 GB
-
-
-def process_tree(pid: int) -> list[int]:
-    """``pid`` and every process below it (``/proc/PID/task/TID/children``)."""
-    found, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        found.append(p)
-        try:
-            for task in os.listdir(f"/proc/{p}/task"):
-                with open(f"/proc/{p}/task/{task}/children") as f:
-                    todo.extend(int(c) for c in f.read().split())
-        except OSError:
-            continue
-    return found
 
 
 def pss_mb(pid: int) -> float:
