@@ -37,10 +37,14 @@ def face_photo_path() -> Path:
 @lru_cache(maxsize=1)
 def load_face_photo() -> np.ndarray:
     """The face photo as a BGR uint8 array (600 x 512 x 3), read once per process."""
-    path = face_photo_path()
+    return _read_photo(face_photo_path(), "is matplotlib installed?")
+
+
+def _read_photo(path: Path, fix: str) -> np.ndarray:
+    """A photo as a read-only BGR uint8 array; a clear error naming it (and ``fix``) if it cannot be read."""
     photo = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if photo is None:
-        raise FileNotFoundError(f"could not read the face photo {path}; is matplotlib installed?")
+        raise FileNotFoundError(f"could not read the face photo {path}; {fix}")
     photo.setflags(write=False)
     return photo
 
@@ -216,10 +220,6 @@ def align_face_photo(photo: np.ndarray, face_box: tuple[int, int, int, int]) -> 
 @lru_cache(maxsize=1)
 def load_astronaut_photo() -> np.ndarray:
     """``astronaut.png`` as BGR uint8, aligned by ``align_face_photo`` (600 x 512 x 3), read once."""
-    path = astronaut_photo_path()
-    photo = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if photo is None:
-        raise FileNotFoundError(f"could not read the face photo {path}; reinstall scikit-image")
-    aligned = align_face_photo(photo, ASTRONAUT_FACE_BOX)
+    aligned = align_face_photo(_read_photo(astronaut_photo_path(), "reinstall scikit-image"), ASTRONAUT_FACE_BOX)
     aligned.setflags(write=False)
     return aligned
