@@ -13,7 +13,8 @@ import pytest
 
 from helpers import TRAITS
 from helpers import explain as X
-from helpers.cache import clip_cache_path, save_clip_cache, write_json_atomic
+from helpers.cache import MANIFEST_VERSION, clip_cache_path, save_clip_cache, write_json_atomic
+from helpers.training import RUN_VERSION
 
 SIZE, LENGTH = 16, 8
 #: Prediction = MEAN_WEIGHTS * mean brightness + MOTION_WEIGHTS * mean |brightness change|.
@@ -146,8 +147,8 @@ def make_known_data(root: Path, n_per_split=(6, 2, 16), seed=0) -> tuple[Path, P
                            "labels": labels, "n_frames": n, "n_found": int(found.sum()), "fps": 25.0,
                            "error": None, "warning": None}
             planted.append({"name": name, "split": split, "scores": scores, "factors": factors_from_scores(scores)})
-    write_json_atomic(cache / "manifest.json", {"version": 1, "complete": True,
-                                                "settings": {"frames": LENGTH, "size": SIZE}, "clips": clips})
+    write_json_atomic(cache / "manifest.json", {"version": MANIFEST_VERSION, "complete": True,
+                                                "settings": {"num_frames": LENGTH, "size": SIZE}, "clips": clips})
     demo.mkdir(parents=True)
     (demo / "demo_factors.json").write_text(json.dumps({"clips": planted}))
     return cache, demo
@@ -160,9 +161,8 @@ def known(tmp_path_factory):
     run = root / "run"
     run.mkdir()
     build_known_model().save(run / "model.keras")
-    write_json_atomic(run / "metrics.json", {"model": "known", "settings": {
-        "frames": LENGTH, "size": SIZE, "sample_frames": LENGTH, "sequence_strategy": "zero_pad",
-        "traits": list(TRAITS)}})
+    write_json_atomic(run / "metrics.json", {"model": "known", "version": RUN_VERSION, "settings": {
+        "length": LENGTH, "size": SIZE, "num_frames": LENGTH, "padding": "zero_pad", "traits": list(TRAITS)}})
     return run, cache, demo
 
 
@@ -245,3 +245,63 @@ def test_planted_scores_name_missing_clips(known):
     _, _, demo = known
     with pytest.raises(ValueError, match="not in .*demo_factors.json"):
         X.planted_scores(demo, ["nope.000.mp4"])
+
+
+# ----------------------------------------------------------------------------- error analysis (notebook 06)
+
+
+def test_clip_face_stats_counts_found_frames_and_their_width(tmp_path):
+    found = np.array([True, False, True, True])
+    boxes = np.array([[0, 0, 80, 90], [0, 0, 500, 500], [0, 0, 90, 99], [0, 0, 100, 110]], dtype=np.float32)
+    save_clip_cache(clip_cache_path(tmp_path, "a.000.mp4"), np.zeros((4, SIZE, SIZE)), found, boxes, np.arange(4), 30.0)
+    save_clip_cache(clip_cache_path(tmp_path, "b.001.mp4"), np.zeros((2, SIZE, SIZE)), np.zeros(2, bool),
+                    np.zeros((2, 4)), np.arange(2), 30.0)
+    stats = X.clip_face_stats(tmp_path, ["a.000.mp4", "b.001.mp4"])
+    assert stats["sampled_frames"].tolist() == [4, 2]
+    assert stats["face_frames"].tolist() == [3, 0]
+    assert stats["face_width_px"][0] == 90.0  # the median of the found boxes; the 500 of a miss is left out
+    assert np.isnan(stats["face_width_px"][1])
+
+
+def test_demo_clip_conditions_read_the_planted_nuisance(tmp_path):
+    scores = {t: 0.5 for t in TRAITS}
+    labels = dict(scores, neuroticism=0.53)
+    clips = [{"name": "a.000.mp4", "n_frames": 100, "face_width": 80.0, "absent": [10, 35], "scores": scores,
+              "labels": labels},
+             {"name": "b.000.mp4", "n_frames": 40, "face_width": 95.5, "absent": None, "scores": scores,
+              "labels": scores}]
+    (tmp_path / "demo_factors.json").write_text(json.dumps({"clips": clips}))
+    cond = X.demo_clip_conditions(tmp_path, ["b.000.mp4", "a.000.mp4"])  # in the order asked for
+    assert cond["clip_frames"].tolist() == [40, 100]
+    assert cond["face_width_px"].tolist() == [95.5, 80.0]
+    assert cond["absent_share"].tolist() == [0.0, 0.25]
+    np.testing.assert_allclose(cond["label_noise"][1], [0, 0.03, 0, 0, 0], atol=1e-12)
+    assert not cond["label_noise"][0].any()
+    with pytest.raises(ValueError, match="not in .*demo_factors.json"):
+        X.demo_clip_conditions(tmp_path, ["c.000.mp4"])
+
+
+def test_error_correlations_per_trait_and_nan_for_a_constant_column():
+    rng = np.random.default_rng(0)
+    n = 200
+    width = rng.uniform(70, 110, n)
+    errors = np.column_stack([0.2 - 0.001 * width + 0.001 * rng.normal(size=n), rng.uniform(size=n)])
+    r = X.error_correlations(errors, {"width": width, "all faces": np.full(n, 32)})
+    assert r["width"][0] < -0.9 and abs(r["width"][1]) < 0.2
+    np.testing.assert_allclose(r["width"][1], np.corrcoef(width, errors[:, 1])[0, 1], atol=1e-12)
+    assert np.isnan(r["all faces"]).all()
+    with pytest.raises(ValueError, match="3 values for 200 clips"):
+        X.error_correlations(errors, {"short": np.ones(3)})
+
+
+def test_binned_mean_errors_by_thirds_of_each_column():
+    values = np.array([[5.0, 0], [1, 1], [3, 2], [2, 3], [4, 4], [0, 5]])
+    errors = np.array([[50.0, 1], [10, 2], [30, 3], [20, 4], [40, 5], [0, 6]])
+    out = X.binned_mean_errors(values, errors, bins=3)
+    # Column 0 sorted by value: errors 0, 10 | 20, 30 | 40, 50; column 1: 1, 2 | 3, 4 | 5, 6.
+    np.testing.assert_allclose(out, [[5, 25, 45], [1.5, 3.5, 5.5]])
+    assert X.binned_mean_errors(values, errors, bins=1)[:, 0].tolist() == [25.0, 3.5]
+    with pytest.raises(ValueError, match="bins"):
+        X.binned_mean_errors(values, errors, bins=7)
+    with pytest.raises(ValueError, match="must both be"):
+        X.binned_mean_errors(values[:, 0], errors[:, 0])
