@@ -13,8 +13,7 @@ import pytest
 
 from helpers import TRAITS
 from helpers import explain as X
-from helpers.cache import MANIFEST_VERSION, clip_cache_path, save_clip_cache, write_json_atomic
-from helpers.training import RUN_VERSION
+from helpers.cache import clip_cache_path, save_clip_cache, write_json_atomic
 
 SIZE, LENGTH = 16, 8
 #: Prediction = MEAN_WEIGHTS * mean brightness + MOTION_WEIGHTS * mean |brightness change|.
@@ -147,8 +146,8 @@ def make_known_data(root: Path, n_per_split=(6, 2, 16), seed=0) -> tuple[Path, P
                            "labels": labels, "n_frames": n, "n_found": int(found.sum()), "fps": 25.0,
                            "error": None, "warning": None}
             planted.append({"name": name, "split": split, "scores": scores, "factors": factors_from_scores(scores)})
-    write_json_atomic(cache / "manifest.json", {"version": MANIFEST_VERSION, "complete": True,
-                                                "settings": {"num_frames": LENGTH, "size": SIZE}, "clips": clips})
+    write_json_atomic(cache / "manifest.json", {"version": 1, "complete": True,
+                                                "settings": {"frames": LENGTH, "size": SIZE}, "clips": clips})
     demo.mkdir(parents=True)
     (demo / "demo_factors.json").write_text(json.dumps({"clips": planted}))
     return cache, demo
@@ -161,8 +160,9 @@ def known(tmp_path_factory):
     run = root / "run"
     run.mkdir()
     build_known_model().save(run / "model.keras")
-    write_json_atomic(run / "metrics.json", {"model": "known", "version": RUN_VERSION, "settings": {
-        "length": LENGTH, "size": SIZE, "num_frames": LENGTH, "padding": "zero_pad", "traits": list(TRAITS)}})
+    write_json_atomic(run / "metrics.json", {"model": "known", "settings": {
+        "frames": LENGTH, "size": SIZE, "sample_frames": LENGTH, "sequence_strategy": "zero_pad",
+        "traits": list(TRAITS)}})
     return run, cache, demo
 
 
