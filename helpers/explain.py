@@ -337,21 +337,23 @@ def factor_probe(run_dir: Path, cache_dir: Path, demo_dir: Path, split: str = "t
 def clip_face_stats(cache_dir: Path, names: list[str]) -> dict[str, np.ndarray]:
     """Per clip, what the face step recorded in the cache (any data, real or demo), each ``[len(names)]``:
 
-    ``sampled_frames`` (frames in the cache file), ``face_frames`` (of those, frames where the
-    detector found the face) and ``face_width_px`` (median width of the found boxes in the
-    clip's own pixels; NaN when none was found).
+    ``sampled_frames`` (frames in the cache file), ``found_frames`` (of those, frames where
+    the detector found the face), ``usable_frames`` (frames the model's mask lets through:
+    the cache's ``usable`` where it records one, else ``found``) and ``face_width_px``
+    (median width of the found boxes in the clip's own pixels; NaN when none was found).
     """
     from helpers.cache import clip_cache_path
 
-    sampled, found, width = [], [], []
+    sampled, found, usable, width = [], [], [], []
     for name in names:
         data = load_clip_cache(clip_cache_path(Path(cache_dir), name))
         hits = data["found"].astype(bool)
         sampled.append(len(data["faces"]))
         found.append(int(hits.sum()))
+        usable.append(int(np.count_nonzero(data.get("usable", hits))))
         width.append(float(np.median(data["boxes"][hits, 2])) if hits.any() else float("nan"))
-    return {"sampled_frames": np.array(sampled), "face_frames": np.array(found),
-            "face_width_px": np.array(width)}
+    return {"sampled_frames": np.array(sampled), "found_frames": np.array(found),
+            "usable_frames": np.array(usable), "face_width_px": np.array(width)}
 
 
 def demo_clip_conditions(demo_dir: Path, names: list[str]) -> dict[str, np.ndarray]:

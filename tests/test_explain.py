@@ -250,16 +250,29 @@ def test_planted_scores_name_missing_clips(known):
 # ----------------------------------------------------------------------------- error analysis (notebook 06)
 
 
-def test_clip_face_stats_counts_found_frames_and_their_width(tmp_path):
-    found = np.array([True, False, True, True])
-    boxes = np.array([[0, 0, 80, 90], [0, 0, 500, 500], [0, 0, 90, 99], [0, 0, 100, 110]], dtype=np.float32)
-    save_clip_cache(clip_cache_path(tmp_path, "a.000.mp4"), np.zeros((4, SIZE, SIZE)), found, boxes, np.arange(4), 30.0)
-    save_clip_cache(clip_cache_path(tmp_path, "b.001.mp4"), np.zeros((2, SIZE, SIZE)), np.zeros(2, bool),
-                    np.zeros((2, 4)), np.arange(2), 30.0)
+def _write_cache_file(path: Path, found, usable, boxes) -> None:
+    """One clip file in the cache's format (an .npz of named arrays), whatever the signature of save_clip_cache."""
+    n = len(found)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, faces=np.zeros((n, SIZE, SIZE), np.uint8), found=np.asarray(found, bool),
+             usable=np.asarray(usable, bool), boxes=np.asarray(boxes, np.float32), frame_indices=np.arange(n),
+             fps=np.float64(30.0))
+
+
+def test_clip_face_stats_counts_frames_and_the_face_width(tmp_path):
+    from helpers.cache import CACHE_ARRAYS
+
+    found = np.array([True, False, True, True, False])
+    usable = np.array([True, True, True, True, False])  # the miss between two detections is bridged
+    boxes = np.array([[0, 0, 80, 90], [0, 0, 85, 95], [0, 0, 90, 99], [0, 0, 100, 110], [0, 0, 500, 500]])
+    _write_cache_file(clip_cache_path(tmp_path, "a.000.mp4"), found, usable, boxes)
+    _write_cache_file(clip_cache_path(tmp_path, "b.001.mp4"), [False, False], [False, False], np.zeros((2, 4)))
     stats = X.clip_face_stats(tmp_path, ["a.000.mp4", "b.001.mp4"])
-    assert stats["sampled_frames"].tolist() == [4, 2]
-    assert stats["face_frames"].tolist() == [3, 0]
-    assert stats["face_width_px"][0] == 90.0  # the median of the found boxes; the 500 of a miss is left out
+    assert stats["sampled_frames"].tolist() == [5, 2]
+    assert stats["found_frames"].tolist() == [3, 0]
+    # A cache that stores ``usable`` is read; one that does not falls back on ``found``.
+    assert stats["usable_frames"].tolist() == ([4, 0] if "usable" in CACHE_ARRAYS else [3, 0])
+    assert stats["face_width_px"][0] == 90.0  # the median of the found boxes; the misses are left out
     assert np.isnan(stats["face_width_px"][1])
 
 
