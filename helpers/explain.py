@@ -16,6 +16,10 @@ openness a shadow on the sides of the face), so each explanation can be checked.
 data the same tools show what a model leans on (lighting, background, the person), but
 there is no truth to check them against.
 
+For notebook 06's error analysis: ``clip_face_stats`` and ``demo_clip_conditions`` say what
+is known of each clip (from the cache; from the demo's ground truth), ``error_correlations``
+and ``binned_mean_errors`` line each trait's errors up with it.
+
 Every function reads the run's settings through ``run_settings`` and the clips of a split
 through ``split_clips``, so a change in how runs are recorded touches those two only.
 """
