@@ -16,6 +16,10 @@ openness a shadow on the sides of the face), so each explanation can be checked.
 data the same tools show what a model leans on (lighting, background, the person), but
 there is no truth to check them against.
 
+For notebook 06's error analysis: ``clip_face_stats`` and ``demo_clip_conditions`` say what
+is known of each clip (from the cache; from the demo's ground truth), ``error_correlations``
+and ``binned_mean_errors`` line each trait's errors up with it.
+
 Every function reads the run's settings through ``run_settings`` and the clips of a split
 through ``split_clips``, so a change in how runs are recorded touches those two only.
 """
@@ -332,3 +336,87 @@ def factor_probe(run_dir: Path, cache_dir: Path, demo_dir: Path, split: str = "t
     factors = planted_scores(demo_dir, p["names"])
     return {t: dict(zip(TRAITS, partial_correlations(p["y_pred"][:, k], factors).tolist()))
             for k, t in enumerate(TRAITS)}
+
+
+# ----------------------------------------------------------------------------- error analysis (notebook 06)
+
+
+def clip_face_stats(cache_dir: Path, names: list[str]) -> dict[str, np.ndarray]:
+    """Per clip, what the face step recorded in the cache (any data, real or demo), each ``[len(names)]``:
+
+    ``sampled_frames`` (frames in the cache file), ``found_frames`` (of those, frames where
+    the detector found the face), ``usable_frames`` (frames the model's mask lets through:
+    the cache's ``usable`` where it records one, else ``found``) and ``face_width_px``
+    (median width of the found boxes in the clip's own pixels; NaN when none was found).
+    """
+    from helpers.cache import clip_cache_path
+
+    sampled, found, usable, width = [], [], [], []
+    for name in names:
+        data = load_clip_cache(clip_cache_path(Path(cache_dir), name))
+        hits = data["found"].astype(bool)
+        sampled.append(len(data["faces"]))
+        found.append(int(hits.sum()))
+        usable.append(int(np.count_nonzero(data.get("usable", hits))))
+        width.append(float(np.median(data["boxes"][hits, 2])) if hits.any() else float("nan"))
+    return {"sampled_frames": np.array(sampled), "found_frames": np.array(found),
+            "usable_frames": np.array(usable), "face_width_px": np.array(width)}
+
+
+def demo_clip_conditions(demo_dir: Path, names: list[str]) -> dict[str, np.ndarray]:
+    """Per clip, the nuisance the demo data planted beside the labels (from ``demo_factors.json``).
+
+    ``clip_frames`` (length of the clip), ``face_width_px`` (drawn face width),
+    ``absent_share`` (share of the clip's frames without the person, 0 for most clips),
+    each ``[len(names)]``, and ``label_noise`` ``[len(names), 5]``: label minus noiseless
+    score, the part of each label that no model can predict.
+    """
+    from helpers.demo import FACTORS_FILE, load_demo_factors
+
+    by_name = {c["name"]: c for c in load_demo_factors(demo_dir)["clips"]}
+    missing = [n for n in names if n not in by_name]
+    if missing:
+        raise ValueError(f"{len(missing)} clips (e.g. {missing[0]}) are not in {Path(demo_dir) / FACTORS_FILE}: "
+                         "was the cache prepared from this demo dataset?")
+    clips = [by_name[n] for n in names]
+    absent = [(c["absent"][1] - c["absent"][0]) / c["n_frames"] if c.get("absent") else 0.0 for c in clips]
+    return {"clip_frames": np.array([c["n_frames"] for c in clips]),
+            "face_width_px": np.array([float(c["face_width"]) for c in clips]),
+            "absent_share": np.array(absent, dtype=np.float64),
+            "label_noise": np.array([[c["labels"][t] - c["scores"][t] for t in TRAITS] for c in clips])}
+
+
+def error_correlations(errors: np.ndarray, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """For each named column ``[n]``: Pearson's r with each trait's error, ``errors`` ``[n, k]`` -> ``[k]``.
+
+    NaN where r is undefined: a column with the same value for every clip cannot explain
+    why one clip is worse than another.
+    """
+    from helpers.metrics import pearson_r
+
+    errors = np.asarray(errors, dtype=np.float64)
+    out = {}
+    for name, values in columns.items():
+        values = np.asarray(values, dtype=np.float64).reshape(-1)
+        if len(values) != len(errors):
+            raise ValueError(f"column {name!r} has {len(values)} values for {len(errors)} clips")
+        out[name] = pearson_r(np.repeat(values[:, None], errors.shape[1], axis=1), errors)
+    return out
+
+
+def binned_mean_errors(values: np.ndarray, errors: np.ndarray, bins: int = 3) -> np.ndarray:
+    """``[k, bins]``: for each column ``j``, the clips ordered by ``values[:, j]`` and cut into
+    ``bins`` groups of (nearly) equal size, lowest first; each entry the group's mean ``errors[:, j]``.
+
+    ``values`` and ``errors`` are ``[n, k]`` (say, each trait's planted factor and its error).
+    """
+    values, errors = np.asarray(values, dtype=np.float64), np.asarray(errors, dtype=np.float64)
+    if values.shape != errors.shape or values.ndim != 2:
+        raise ValueError(f"values {values.shape} and errors {errors.shape} must both be [n, k]")
+    if not 1 <= bins <= len(values):
+        raise ValueError(f"need 1 <= bins <= {len(values)} clips, got {bins}")
+    out = np.empty((values.shape[1], bins))
+    for j in range(values.shape[1]):
+        groups = np.array_split(np.argsort(values[:, j], kind="stable"), bins)
+        out[j] = [errors[g, j].mean() for g in groups]
+    return out

@@ -175,6 +175,9 @@ def finalise_widgets(nb: dict) -> dict:
     metadata = nb.get("metadata", {})
     state = metadata.pop("widgets", {}).get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
     for cell in nb.get("cells", []):
+        if cell.get("cell_type") != "code":  # markdown and raw cells have no outputs (not even an empty list)
+            cell.pop("outputs", None)
+            continue
         kept = []
         for output in cell.get("outputs", []):
             data = output.get("data", {})

@@ -266,3 +266,76 @@ def test_planted_scores_name_missing_clips(known):
     _, _, demo = known
     with pytest.raises(ValueError, match="not in .*demo_factors.json"):
         X.planted_scores(demo, ["nope.000.mp4"])
+
+
+# ----------------------------------------------------------------------------- error analysis (notebook 06)
+
+
+def _write_cache_file(path: Path, found, usable, boxes) -> None:
+    """One clip file in the cache's format (an .npz of named arrays), whatever the signature of save_clip_cache."""
+    n = len(found)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, faces=np.zeros((n, SIZE, SIZE), np.uint8), found=np.asarray(found, bool),
+             usable=np.asarray(usable, bool), boxes=np.asarray(boxes, np.float32), frame_indices=np.arange(n),
+             fps=np.float64(30.0))
+
+
+def test_clip_face_stats_counts_frames_and_the_face_width(tmp_path):
+    from helpers.cache import CACHE_ARRAYS
+
+    found = np.array([True, False, True, True, False])
+    usable = np.array([True, True, True, True, False])  # the miss between two detections is bridged
+    boxes = np.array([[0, 0, 80, 90], [0, 0, 85, 95], [0, 0, 90, 99], [0, 0, 100, 110], [0, 0, 500, 500]])
+    _write_cache_file(clip_cache_path(tmp_path, "a.000.mp4"), found, usable, boxes)
+    _write_cache_file(clip_cache_path(tmp_path, "b.001.mp4"), [False, False], [False, False], np.zeros((2, 4)))
+    stats = X.clip_face_stats(tmp_path, ["a.000.mp4", "b.001.mp4"])
+    assert stats["sampled_frames"].tolist() == [5, 2]
+    assert stats["found_frames"].tolist() == [3, 0]
+    # A cache that stores ``usable`` is read; one that does not falls back on ``found``.
+    assert stats["usable_frames"].tolist() == ([4, 0] if "usable" in CACHE_ARRAYS else [3, 0])
+    assert stats["face_width_px"][0] == 90.0  # the median of the found boxes; the misses are left out
+    assert np.isnan(stats["face_width_px"][1])
+
+
+def test_demo_clip_conditions_read_the_planted_nuisance(tmp_path):
+    scores = {t: 0.5 for t in TRAITS}
+    labels = dict(scores, neuroticism=0.53)
+    clips = [{"name": "a.000.mp4", "n_frames": 100, "face_width": 80.0, "absent": [10, 35], "scores": scores,
+              "labels": labels},
+             {"name": "b.000.mp4", "n_frames": 40, "face_width": 95.5, "absent": None, "scores": scores,
+              "labels": scores}]
+    (tmp_path / "demo_factors.json").write_text(json.dumps({"clips": clips}))
+    cond = X.demo_clip_conditions(tmp_path, ["b.000.mp4", "a.000.mp4"])  # in the order asked for
+    assert cond["clip_frames"].tolist() == [40, 100]
+    assert cond["face_width_px"].tolist() == [95.5, 80.0]
+    assert cond["absent_share"].tolist() == [0.0, 0.25]
+    np.testing.assert_allclose(cond["label_noise"][1], [0, 0.03, 0, 0, 0], atol=1e-12)
+    assert not cond["label_noise"][0].any()
+    with pytest.raises(ValueError, match="not in .*demo_factors.json"):
+        X.demo_clip_conditions(tmp_path, ["c.000.mp4"])
+
+
+def test_error_correlations_per_trait_and_nan_for_a_constant_column():
+    rng = np.random.default_rng(0)
+    n = 200
+    width = rng.uniform(70, 110, n)
+    errors = np.column_stack([0.2 - 0.001 * width + 0.001 * rng.normal(size=n), rng.uniform(size=n)])
+    r = X.error_correlations(errors, {"width": width, "all faces": np.full(n, 32)})
+    assert r["width"][0] < -0.9 and abs(r["width"][1]) < 0.2
+    np.testing.assert_allclose(r["width"][1], np.corrcoef(width, errors[:, 1])[0, 1], atol=1e-12)
+    assert np.isnan(r["all faces"]).all()
+    with pytest.raises(ValueError, match="3 values for 200 clips"):
+        X.error_correlations(errors, {"short": np.ones(3)})
+
+
+def test_binned_mean_errors_by_thirds_of_each_column():
+    values = np.array([[5.0, 0], [1, 1], [3, 2], [2, 3], [4, 4], [0, 5]])
+    errors = np.array([[50.0, 1], [10, 2], [30, 3], [20, 4], [40, 5], [0, 6]])
+    out = X.binned_mean_errors(values, errors, bins=3)
+    # Column 0 sorted by value: errors 0, 10 | 20, 30 | 40, 50; column 1: 1, 2 | 3, 4 | 5, 6.
+    np.testing.assert_allclose(out, [[5, 25, 45], [1.5, 3.5, 5.5]])
+    assert X.binned_mean_errors(values, errors, bins=1)[:, 0].tolist() == [25.0, 3.5]
+    with pytest.raises(ValueError, match="bins"):
+        X.binned_mean_errors(values, errors, bins=7)
+    with pytest.raises(ValueError, match="must both be"):
+        X.binned_mean_errors(values[:, 0], errors[:, 0])

@@ -83,6 +83,16 @@ def test_an_unknown_widget_keeps_its_text_and_a_closed_one_goes():
     assert "widgets" not in nb.metadata
 
 
+
+def test_finalise_widgets_leaves_markdown_cells_without_outputs():
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("text"), nbformat.v4.new_code_cell("1")])
+    nb.cells[0]["outputs"] = []  # as an earlier version of finalise_widgets left them
+    S.finalise_widgets(nb)
+    assert "outputs" not in nb.cells[0] and nb.cells[1].outputs == []
+    nbformat.validate(nb)  # a markdown cell with "outputs" is not valid nbformat
+
 def test_the_checkouts_own_folder_is_a_machine_path():
     problems = S.output_problems(_nb([_stream(f"saved to {S.repo_root()}/data/runs\n", "stdout")]))
     assert len(problems) == 1 and "machine path" in problems[0]
