@@ -181,9 +181,13 @@ def frame_encoder(size: int = 48, widths: tuple[int, ...] = (8, 16, 32), feature
     return keras.Sequential(stack, name=name)
 
 
+#: The recurrent layers ``build_light_model`` can use, by name.
+RECURRENT_LAYERS: dict[str, type[layers.Layer]] = {"gru": layers.GRU, "lstm": layers.LSTM}
+
+
 def build_light_model(length: int = 32, size: int = 48, *, widths: tuple[int, ...] = (8, 16, 32),
                       features: int = 32, units: int = 32, motion: bool = True, pooled: bool = True,
-                      augment: bool = True, learning_rate: float = 3e-3, loss: str = "mse",
+                      augment: bool = True, recurrent: str = "gru", learning_rate: float = 3e-3, loss: str = "mse",
                       jit_compile: bool | str = "auto", compile: bool = True) -> keras.Model:
     """The default model: per-frame CNN, motion cue, a masked GRU beside a masked mean, the head.
 
@@ -192,6 +196,8 @@ def build_light_model(length: int = 32, size: int = 48, *, widths: tuple[int, ..
     a masked mean over time summarises it; both go to the five sigmoid outputs.
     The mean (``pooled``) carries what is constant over a clip, so the GRU's state is
     free for what changes over time. ``augment`` adds ``ClipFlip`` (training only).
+    ``recurrent``: ``"gru"`` (default) or ``"lstm"`` (the article's kind of layer, same
+    ``units``, a third more recurrent weights; the layer is then named ``lstm``).
     About 53 k weights at the defaults.
 
     Loss: MSE by default (the reported metric stays MAE, 1 - MAE being the challenge
@@ -206,7 +212,9 @@ def build_light_model(length: int = 32, size: int = 48, *, widths: tuple[int, ..
     x = UnfoldFrames(length, name="unfold")(x)
     if motion:
         x = FrameMotion(name="motion")(x, mask)
-    h = layers.GRU(units, name="gru")(x, mask=mask)
+    if recurrent not in RECURRENT_LAYERS:
+        raise ValueError(f"recurrent={recurrent!r}: choose one of {', '.join(RECURRENT_LAYERS)}")
+    h = RECURRENT_LAYERS[recurrent](units, name=recurrent)(x, mask=mask)
     if pooled:
         h = layers.Concatenate(name="summary")([h, layers.GlobalAveragePooling1D(name="masked_mean")(x, mask=mask)])
     model = keras.Model({"faces": faces, "mask": mask}, trait_head(h), name="light")
