@@ -32,6 +32,14 @@ def light():
 
 
 @pytest.fixture(scope="module")
+def light_lstm():
+    import keras
+
+    keras.utils.set_random_seed(0)
+    return Mo.build_light_model(T, S, recurrent="lstm")
+
+
+@pytest.fixture(scope="module")
 def per_frame():
     import keras
 
@@ -73,7 +81,7 @@ def test_light_model_is_much_smaller_than_the_article_model(light):
     assert light.count_params() * 100 < Mo.build_article_model(T, S, compile=False).count_params()
 
 
-@pytest.mark.parametrize("fixture", ["light", "per_frame"])
+@pytest.mark.parametrize("fixture", ["light", "light_lstm", "per_frame"])
 def test_padding_content_is_ignored(fixture, request):
     model = request.getfixturevalue(fixture)
     faces, mask = _batch()
@@ -151,6 +159,16 @@ def test_light_model_without_motion_or_augmentation_builds():
     names = [layer.name for layer in model.layers]
     assert "motion" not in names and "flip" not in names
     assert "motion" in [layer.name for layer in Mo.build_light_model(T, S, compile=False).layers]
+
+
+def test_light_model_lstm_variant(light, light_lstm):
+    names = [layer.name for layer in light_lstm.layers]
+    assert "lstm" in names and "gru" not in names
+    assert light_lstm.get_layer("lstm").units == light.get_layer("gru").units
+    # an LSTM has 4 weight blocks where a GRU has 3 (same input and units)
+    assert light_lstm.get_layer("lstm").count_params() > light.get_layer("gru").count_params()
+    with pytest.raises(ValueError, match="recurrent='rnn': choose one of gru, lstm"):
+        Mo.build_light_model(T, S, recurrent="rnn", compile=False)
 
 
 def test_unknown_model_name():
