@@ -109,14 +109,15 @@ MAX_GAP_SECONDS = 1.5
 #: Inside the clip, a track ending without a bridge is not extended: the person may have left.
 MAX_EXTRAPOLATE_SECONDS = 0.5
 #: Each detected box is averaged with up to this many detections of the same track before and
-#: after it, symmetrically (fewer near the track's ends, so steady motion and
-#: zooms are kept). Haar boxes jitter between frames: pyramid levels 15-20 % apart put the size
-#: on a coarse grid and the centre moves by a pixel or two. On the demo clips (32 rows) the
-#: detected width changed by 2.9 % and the centre by 1.1 px from one row to the next while the
-#: true face stood nearly still, enough to drown a head's 8-degree roll in the crops: a model
-#: trained on crops cut from the true boxes reached an extraversion (roll) test MAE of 0.071,
-#: from the detected boxes 0.094 (train-mean baseline 0.091). 0: no smoothing.
-SMOOTH_ROWS = 5
+#: after it, symmetrically (fewer near the track's ends, so steady motion and zooms are kept).
+#: Haar boxes jitter between frames: pyramid levels 15-20 % apart put the size on a coarse grid
+#: and the centre moves by a pixel or so. On the demo clips (32 rows, the face nearly still)
+#: the detected width changed by 2.7 % and the centre by 1.1 px from one row to the next, and
+#: within a clip the change between crops followed the change of the head's roll with r 0.46
+#: (crops cut from the true boxes: 0.99); averaged over 2 detections either side: 0.91, width
+#: step 0.9 %; over 5: 0.91, 0.5 %, but then the boxes lagged a face moving along a curve
+#: (IoU 0.45 with the true box in ``tests/test_faces.py``). 0: no smoothing.
+SMOOTH_ROWS = 2
 #: Margins trimmed from a detected box before cropping, as in the article: Haar boxes
 #: include some background at the sides and forehead above the face.
 TRIM_SIDES = 0.075  # of the box width, from the left and from the right
