@@ -50,8 +50,9 @@ from helpers.atomic import write_atomic, write_json_atomic
 MANIFEST_NAME = "manifest.json"
 CLIPS_DIR = "clips"
 #: 2: settings ``frames`` became ``num_frames``. 3: clip files hold ``usable``, entries
-#: ``n_usable``, settings the ``detector``. Other versions are refused (``read_manifest``).
-MANIFEST_VERSION = 3
+#: ``n_usable``, settings the ``detector``. 4: boxes smoothed over each track
+#: (``helpers.faces.smooth_boxes``), so the crops differ. Other versions are refused (``read_manifest``).
+MANIFEST_VERSION = 4
 #: Clip statuses, in the order summaries list them.
 STATUSES: tuple[str, ...] = ("prepared", "no_face", "unreadable")
 

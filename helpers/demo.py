@@ -35,13 +35,15 @@ train-mean baseline (``helpers.labels``). The factors, with ``s`` the trait's no
 ==================  ===========================================================================
 trait               visual factor (applied to the head before it is rotated and placed)
 ==================  ===========================================================================
-extraversion        head roll over time: ``angle(i) = 8 deg * sin(2 pi f i / n + phase)`` for
+extraversion        head roll over time: ``angle(i) = 14 deg * sin(2 pi f i / n + phase)`` for
                     frame ``i`` of ``n``, with ``f = 1 + 5 s`` cycles per clip (1 to 6);
                     ``phase`` is random. Every frequency gives nearly the same spread of
                     per-frame angles, so only the motion over time tells the score: a
                     per-frame model averaged over time cannot learn it; a sequence of 32
                     frames spread over the clip (>= 5 samples per cycle) can. (From the
-                    other four traits a linear fit explains only about 11 % of it.)
+                    other four traits a linear fit explains only about 11 % of it.) The
+                    amplitude is well above the jitter of detected face boxes, which
+                    otherwise hides the roll in the crops (``helpers.faces.SMOOTH_ROWS``).
 neuroticism         brightness: ``b = 100 s - 50`` grey levels added to the face
 agreeableness       contrast: ``c = 0.55 + 0.9 s``; face pixels ``p -> M + b + c (p - M)``,
                     ``M`` = the photo's mean face grey level (about 119)
@@ -104,7 +106,7 @@ from helpers.synthetic import PHOTO_FACE_BOX, HeadSprite, box_iou, gradient_back
 FRAME_WIDTH, FRAME_HEIGHT = 320, 240
 FPS = 30.0
 #: Head roll amplitude (degrees) and its frequency range (cycles per clip) for extraversion 0 and 1.
-ROLL_AMPLITUDE = 8.0
+ROLL_AMPLITUDE = 14.0
 ROLL_CYCLES = (1.0, 6.0)
 #: Brightness offset (grey levels), contrast gain, blur sigma (face widths), side-shadow opacity.
 BRIGHTNESS_RANGE = (-50.0, 50.0)
@@ -125,8 +127,9 @@ GROUP_SIZE = 80
 #: Annotation file of each split, beside the split folders.
 ANNOTATION_FILES = {"train": "annotation_training.pkl", "validation": "annotation_validation.pkl", "test": "annotation_test.pkl"}
 FACTORS_FILE = "demo_factors.json"
-#: Version of the demo dataset's design, recorded in ``demo_factors.json`` (2: labels per person, shared splits).
-DEMO_VERSION = 2
+#: Version of the demo dataset's design, recorded in ``demo_factors.json`` (2: labels per person, shared splits;
+#: 3: head roll of 14 degrees, not 8).
+DEMO_VERSION = 3
 
 # Random stream numbers of the nuisance (helpers.demo_labels draws the plan and labels from its own, 10-12).
 _STREAM_ABSENT, _STREAM_CLIP, _STREAM_VIDEO = 0, 2, 3
@@ -458,7 +461,7 @@ def make_demo_dataset(
                       "(helpers/demo_labels.py)",
             "score": "clip(person + deviation, 0, 1), deviation ~ Normal(0, 0.088^2 R) per clip: what the clip shows",
             "label": "clip(score + noise, 0, 1), noise ~ Normal(0, noise_std): the part no clip shows",
-            "extraversion": "roll_cycles_per_clip = 1 + 5 * score; angle(i) = 8 deg * sin(2 pi cycles i / n + roll_phase)",
+            "extraversion": "roll_cycles_per_clip = 1 + 5 * score; angle(i) = 14 deg * sin(2 pi cycles i / n + roll_phase)",
             "neuroticism": "brightness_offset = 100 * score - 50 (grey levels)",
             "agreeableness": "contrast_gain = 0.55 + 0.9 * score",
             "conscientiousness": "blur_sigma_face_widths = 0.035 * (1 - score)",

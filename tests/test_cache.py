@@ -45,4 +45,4 @@ def test_manifest_of_version_2_is_refused_naming_the_folder(tmp_path):
                                                         "clips": {}}))
     with pytest.raises(C.CacheVersionError, match=f"{tmp_path} was prepared by an older version.*re-run"):
         C.read_manifest(tmp_path)
-    assert C.MANIFEST_VERSION == 3
+    assert C.MANIFEST_VERSION == 4

@@ -314,7 +314,7 @@ def test_roll_frequency_is_in_time_not_in_single_frames():
     for cycles in (1.0, 2.0, 4.0, 6.0):
         for n in (n_long, n_short, 24):
             angles = roll_angles(n, cycles, phase=0.3)
-            assert np.abs(angles).max() <= 8.0
+            assert np.abs(angles).max() <= demo.ROLL_AMPLITUDE
             # 32 frames spread over the clip (or all of a short clip) still show the frequency.
             idx = np.unique(np.linspace(0, n - 1, min(32, n)).round().astype(int))
             seq = angles[idx] - angles[idx].mean()
@@ -322,7 +322,7 @@ def test_roll_frequency_is_in_time_not_in_single_frames():
             assert abs(freqs[np.argmax(np.abs(np.fft.rfft(seq)))] - cycles) <= 1.0
     # ...while the per-frame spread of angles is about the same for every frequency.
     spreads = [np.std(roll_angles(120, c, 0.3)) for c in np.linspace(1, 6, 11)]
-    assert max(spreads) - min(spreads) < 1.0 and min(spreads) > 5.0
+    assert max(spreads) - min(spreads) < demo.ROLL_AMPLITUDE / 8 and min(spreads) > 0.65 * demo.ROLL_AMPLITUDE
 
 
 def test_place_face_is_one_frame_of_the_sprite():
@@ -345,7 +345,7 @@ def test_face_found_at_the_extremes_of_the_factors():
     hits = n = 0
     for combo in itertools.product((0.1, 0.9), repeat=4):
         factors = factors_from_scores(dict(zip(TRAITS, (0.5,) + combo)))
-        for width, angle in ((70, -8.0), (110, 8.0)):
+        for width, angle in ((70, -demo.ROLL_AMPLITUDE), (110, demo.ROLL_AMPLITUDE)):
             sprite = HeadSprite(width, style=lambda patch, face_box: demo.style_head(patch, face_box, factors))
             frame, box = sprite.paste(backgrounds[n % 4], (160 + rng.uniform(-40, 40), 120 + rng.uniform(-12, 12)), angle)
             found = find_face(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY))  # the settings prepare uses

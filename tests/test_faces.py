@@ -30,6 +30,7 @@ from helpers.faces import (
     largest_box,
     pick_followed,
     search,
+    smooth_boxes,
     trim_box,
     video_to_faces,
 )
@@ -386,6 +387,38 @@ def test_interpolate_boxes_rules():
     np.testing.assert_array_equal(filled[0], boxes[1])
     np.testing.assert_array_equal(filled[9], boxes[8])
     assert np.isnan(filled[4:8]).all()
+
+
+def test_smooth_boxes_keeps_steady_motion_and_averages_jitter():
+    n = 20
+    centre = np.c_[100 + 3.0 * np.arange(n), 80 + np.zeros(n)]
+    width = 60 * 1.02 ** np.arange(n)  # a zoom
+    truth = np.c_[centre - width[:, None] / 2, width, width]
+    track = np.zeros(n, int)
+    # Steady motion and zoom (nearly linear): unchanged, within a pixel.
+    np.testing.assert_allclose(smooth_boxes(truth, track), truth, atol=1.0)
+    # Detector jitter (size on a 15 % grid, centre +-1.5 px): averaged toward the truth.
+    rng = np.random.default_rng(0)
+    w = width * 1.15 ** rng.integers(-1, 2, n)
+    c = centre + rng.uniform(-1.5, 1.5, (n, 2))
+    jittered = np.c_[c - w[:, None] / 2, w, w]
+    smoothed = smooth_boxes(jittered, track)
+
+    def step_change(b):  # mean change of the width from one row to the next, relative
+        return np.abs(np.diff(b[:, 2]) / b[:-1, 2]).mean()
+
+    assert step_change(smoothed) < 0.5 * step_change(jittered)
+    assert np.abs(smoothed[2:-2] - truth[2:-2]).mean() < np.abs(jittered[2:-2] - truth[2:-2]).mean()
+    np.testing.assert_array_equal(smooth_boxes(jittered, track, rows=0), jittered)
+
+
+def test_smooth_boxes_never_mixes_tracks_or_fills_misses():
+    boxes = np.array([[0, 0, 10, 10], [2, 0, 10, 10], [np.nan] * 4, [50, 0, 30, 30], [60, 0, 30, 30], [70, 0, 30, 30]])
+    track = np.array([0, 0, -1, 1, 1, 1])
+    out = smooth_boxes(boxes, track, rows=2)
+    np.testing.assert_array_equal(out[[0, 1, 3, 5]], boxes[[0, 1, 3, 5]])  # track ends: nothing either side
+    np.testing.assert_allclose(out[4], boxes[4])  # the mean of 50, 60, 70 is 60
+    assert np.isnan(out[2]).all()
 
 
 def test_interpolate_boxes_never_joins_two_tracks():
