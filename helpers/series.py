@@ -238,13 +238,19 @@ def execute_notebook(path: Path, timeout: int = 900) -> NotebookRun:
                             resources={"metadata": {"path": str(path.parent)}})
     start = time.perf_counter()
     peak = None
-    with client.setup_kernel():
-        for index, cell in enumerate(nb.cells):
-            client.execute_cell(cell, index)
-        client.set_widgets_metadata()  # final state of progress bars, for finalise_widgets
-        process = getattr(getattr(client.km, "provisioner", None), "process", None)
-        if process is not None:
-            peak = _peak_rss_mb(process.pid)
+    try:
+        with client.setup_kernel():
+            for index, cell in enumerate(nb.cells):
+                client.execute_cell(cell, index)
+            client.set_widgets_metadata()  # final state of progress bars, for finalise_widgets
+            process = getattr(getattr(client.km, "provisioner", None), "process", None)
+            if process is not None:
+                peak = _peak_rss_mb(process.pid)
+    finally:
+        # nbclient shuts down only the kernels of managers it made itself: without this, every
+        # notebook's kernel would stay alive (and hold its memory) until the whole series ends.
+        if km.has_kernel:
+            km.shutdown_kernel(now=True)
     seconds = time.perf_counter() - start
     # Progress bars arrive as hundreds of "\r" updates: keep only their final state.
     nb, _ = CoalesceStreamsPreprocessor().preprocess(nb, {})
