@@ -3,11 +3,14 @@
 One module per stage of the pipeline, in data-flow order (each imports only modules
 before it; ``.importlinter`` checks it, the README's "Architecture" section lists them):
 
+- ``helpers.quiet``: TensorFlow's and FFmpeg's start-up chatter silenced (on by ``import helpers``).
+- ``helpers.repository``: the one setting behind every Colab/Binder link.
+- ``helpers.setup``: the notebooks' setup cell (repairs OpenCV on Colab).
 - ``helpers.atomic``: atomic file writes.
 - ``helpers.video``: open a clip, read its properties, read chosen frames.
-- ``helpers.faces``: detect, trim and crop faces (``video_to_faces``).
+- ``helpers.faces``: detect, follow, trim and crop faces (``video_to_faces``).
 - ``helpers.sequences``: make face sequences a fixed length, with masks (padding).
-- ``helpers.synthetic``: draw the bundled face photo into frames (tests, demo data, benchmarks).
+- ``helpers.synthetic``: draw real face photos into frames (tests, demo data, benchmarks).
 - ``helpers.archives``: unpack the distributed zips safely.
 - ``helpers.dataset``: First Impressions assembly: clips, splits, labels (``assemble``).
 - ``helpers.metrics``: the challenge metric, the train-mean and same-video baselines, Pearson r.
@@ -18,11 +21,11 @@ before it; ``.importlinter`` checks it, the README's "Architecture" section list
 - ``helpers.prepare``: the prepare run: every clip to a cached face sequence.
 - ``helpers.inputs``: a tf.data pipeline streaming from the cache.
 - ``helpers.models``: the models and their registry ``MODELS``.
-- ``helpers.training``: train, evaluate and predict.
+- ``helpers.training``: train and evaluate; run folders.
 - ``helpers.plots``: the pictures the notebooks show.
+- ``helpers.predict``: score new clips with a run, a row per clip with its status.
+- ``helpers.explain``: what a model looks at: frame order, occlusion, factor probe.
 - ``helpers.series``: the notebooks' shared data folders, and running the notebooks.
-- ``helpers.quiet``: TensorFlow's and FFmpeg's start-up chatter silenced (on by ``import helpers``).
-- ``helpers.setup``: the notebooks' setup (repairs OpenCV on Colab); ``helpers.repository``: links.
 
 Run ``python -m helpers --help`` for the command line.
 """
