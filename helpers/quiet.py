@@ -48,7 +48,7 @@ _CHATTER_LINES = (
     re.compile(r"^To enable the following instructions: .*rebuild TensorFlow with the appropriate compiler flags\.$"),
 )
 
-#: Environment variables set (unless already set) by :func:`install`: TensorFlow's C++ log
+#: Environment variables set by :func:`install` (the values found are restored by ``install(verbose=True)``): TensorFlow's C++ log
 #: level (3: errors too; it hides what comes after start-up, such as "oneDNN supports DT_BOOL
 #: only on platforms with AVX-512" at a masked GRU's first step, while real failures still
 #: raise in Python) and FFmpeg's inside OpenCV (-8 = AV_LOG_QUIET; read when the first
@@ -189,15 +189,20 @@ def install(verbose: bool = False) -> None:
     if verbose:
         os.environ[VERBOSE_VARIABLE] = "1"
         _remove_finder()
-        for key, value in _state["env_set"].items():
+        for key, (value, previous) in _state["env_set"].items():
             if os.environ.get(key) == value:
-                del os.environ[key]
+                if previous is None:
+                    del os.environ[key]
+                else:
+                    os.environ[key] = previous
         _state["env_set"] = {}
         return
     for key, value in QUIET_ENVIRONMENT.items():
-        if key not in os.environ:
+        # Set even over a louder value found (CI scripts often export TF_CPP_MIN_LOG_LEVEL=2, which
+        # lets "oneDNN supports DT_BOOL only ..." through): quiet is the default, --verbose undoes it.
+        if os.environ.get(key) != value:
+            _state["env_set"].setdefault(key, (value, os.environ.get(key)))
             os.environ[key] = value
-            _state["env_set"][key] = value
     if not any(name in sys.modules for name in QUIET_MODULES) and not any(
             isinstance(f, _QuietFinder) for f in sys.meta_path):
         sys.meta_path.insert(0, _QuietFinder())

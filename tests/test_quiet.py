@@ -85,6 +85,19 @@ def test_install_verbose_undoes_what_install_did(monkeypatch):
     assert "OPENCV_FFMPEG_LOGLEVEL" not in os.environ and quiet._state["verbose"]
 
 
+def test_install_overrides_a_louder_log_level_and_verbose_restores_it(monkeypatch):
+    for key in (*quiet.QUIET_ENVIRONMENT, quiet.VERBOSE_VARIABLE):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")  # lets TensorFlow's error-level notes through
+    monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))
+    monkeypatch.setitem(quiet._state, "env_set", {})
+    monkeypatch.setitem(quiet._state, "verbose", False)
+    quiet.install()
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == quiet.QUIET_ENVIRONMENT["TF_CPP_MIN_LOG_LEVEL"]
+    quiet.install(verbose=True)
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "2" and "OPENCV_FFMPEG_LOGLEVEL" not in os.environ
+
+
 def _python(code: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if k not in (*quiet.QUIET_ENVIRONMENT, quiet.VERBOSE_VARIABLE)}
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
