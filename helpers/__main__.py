@@ -119,12 +119,13 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from helpers import predict as P
 
     rows = P.predict_clips(args.paths, Path(args.model), progress=not (args.json or args.csv))
-    notes = P.provenance_lines(P.run_provenance(Path(args.model)))
+    provenance = P.run_provenance(Path(args.model))
+    notes = P.provenance_lines(provenance)
     if args.json:
         print("\n".join(notes), file=sys.stderr)
         print(P.format_json(rows))
     elif args.csv:
-        print(P.format_csv(rows, P.run_provenance(Path(args.model))), end="")
+        print(P.format_csv(rows, provenance), end="")
     else:
         print("\n".join(notes) + "\n")
         print(P.format_table(rows))

@@ -51,7 +51,6 @@ from helpers.dataset import video_id
 from helpers.inputs import (DEFAULT_PADDING, ClipSource, clip_source, dataset_from_source, split_assignment,
                             split_entries, to_model_input)
 from helpers.labels import same_video_means
-from helpers.prepare import source_dataset
 from helpers.sequences import Strategy
 
 #: Defaults chosen on the demo data (see ``benchmarks/bench_train.py``): the light model's
@@ -266,7 +265,7 @@ def train(cache_dir: Path, run_dir: Path, model_name: str = "light", length: int
                                            "baseline_mean_mae", "same_video_baseline_mean_accuracy", "mae_ratio")},
         "settings": {"length": length, "size": size, "num_frames": int(manifest["settings"]["num_frames"]),
                      "padding": padding, "traits": list(TRAITS), "detector": manifest["settings"].get("detector")},
-        "dataset": manifest.get("dataset") or (source_dataset(Path(manifest["source"])) if manifest.get("source") else None),
+        "dataset": manifest.get("dataset"),  # recorded by prepare
         "split_scheme": split_scheme,
         "split_seed": split_seed,
         "seed": seed,
