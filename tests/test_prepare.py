@@ -212,6 +212,16 @@ def test_prepare_with_another_detector_is_refused(dataset, tmp_path, monkeypatch
     assert fake.detectors[-1] is other
 
 
+def _refused_then_prepared(dataset, out, manifest, monkeypatch):
+    """Write ``manifest`` (an older version's) into ``out``: readers refuse it, then prepare runs again."""
+    (out / cache.MANIFEST_NAME).write_text(json.dumps(manifest))
+    with pytest.raises(cache.CacheVersionError, match=f"{out}.*older version.*re-run .*prepare"):
+        read_manifest(out)
+    fake = CountingFaces()
+    monkeypatch.setattr(P, "_video_to_faces", fake)
+    return prepare(dataset, out, num_frames=FRAMES, size=SIZE, workers=1, progress=False), fake
+
+
 def test_cache_of_version_2_is_refused_then_redone_whole(dataset, tmp_path, monkeypatch):
     """A cache written before ``usable`` (version 2): readers refuse it, prepare redoes every clip."""
     out = tmp_path / "cache"
@@ -226,12 +236,7 @@ def test_cache_of_version_2_is_refused_then_redone_whole(dataset, tmp_path, monk
             arrays = dict(np.load(path))
             del arrays["usable"]
             np.savez(path, **arrays)
-    (out / cache.MANIFEST_NAME).write_text(json.dumps(manifest))
-    with pytest.raises(cache.CacheVersionError, match=f"{out}.*older version.*re-run .*prepare"):
-        read_manifest(out)
-    fake = CountingFaces()
-    monkeypatch.setattr(P, "_video_to_faces", fake)
-    summary = prepare(dataset, out, num_frames=FRAMES, size=SIZE, workers=1, progress=False)
+    summary, fake = _refused_then_prepared(dataset, out, manifest, monkeypatch)
     assert sorted(fake.calls) == sorted(EXPECTED_STATUS) and summary["redone"] == 5 and summary["reused"] == 0
     manifest = read_manifest(out)
     assert manifest["version"] == cache.MANIFEST_VERSION and manifest["settings"]["detector"] == detector_record()
@@ -525,11 +530,6 @@ def test_cache_of_an_older_version_is_refused_and_prepare_rebuilds_it(dataset, t
     prepare(dataset, out, num_frames=FRAMES, size=SIZE, workers=1, progress=False)
     manifest = read_manifest(out)
     manifest.update(version=1, settings={"frames": FRAMES, "size": SIZE})  # as version 1 wrote it
-    (out / cache.MANIFEST_NAME).write_text(json.dumps(manifest))
-    with pytest.raises(cache.CacheVersionError, match=f"{out}.*older version.*re-run .*prepare"):
-        read_manifest(out)
-    fake = CountingFaces()
-    monkeypatch.setattr(P, "_video_to_faces", fake)
-    summary = prepare(dataset, out, num_frames=FRAMES, size=SIZE, workers=1, progress=False)
+    summary, fake = _refused_then_prepared(dataset, out, manifest, monkeypatch)
     assert read_manifest(out)["version"] == cache.MANIFEST_VERSION
     assert summary["reused"] == 5 and set(fake.calls) == {"text.001.mp4", "empty.001.mp4"}  # valid files kept
