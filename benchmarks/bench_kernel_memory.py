@@ -2,11 +2,13 @@
 
     python benchmarks/bench_kernel_memory.py [--epochs 2]
 
-Runs, in one fresh process, what notebook 05 does, and prints the process's proportional
+Runs, in one fresh process, the steps of notebook 05, and prints the process's proportional
 set size (``Pss:`` of ``/proc/self/smaps_rollup``) after each step: the setup cell's
 imports, ``import keras`` (TensorFlow), building the article's 23 M-weight model, dropping it
 again, building the light model, training the light model on the demo cache (``data/cache``,
-built when missing). Linux only.
+built when missing). Two of these steps are why 05 keeps them out of its kernel: it builds
+the article's model in a separate process (a ``%%script`` cell) and trains in
+``python -m helpers train`` processes. Linux only.
 """
 
 from __future__ import annotations
@@ -47,18 +49,18 @@ def main(argv: list[str] | None = None) -> int:
     from helpers.series import ensure_cache
     from helpers.training import train
 
-    article = build_article_model(frames=32)
+    article = build_article_model(length=32)
     rows.append((f"article model built ({article.count_params():,} weights)", pss_mb()))
     del article
     keras.backend.clear_session()
     gc.collect()
     rows.append(("article model deleted, clear_session()", pss_mb()))
-    light = build_light_model(frames=32)
+    light = build_light_model(length=32)
     rows.append((f"light model built ({light.count_params():,} weights)", pss_mb()))
     cache = ensure_cache()
     rows.append(("demo cache ready", pss_mb()))
     with tempfile.TemporaryDirectory() as run:
-        train(cache, Path(run), model_name="light", frames=32, epochs=args.epochs, seed=0)
+        train(cache, Path(run), model_name="light", length=32, epochs=args.epochs, seed=0)
     rows.append((f"light model trained ({args.epochs} epochs) and tested", pss_mb()))
     previous = None
     for name, mb in rows:

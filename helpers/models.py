@@ -197,19 +197,15 @@ def build_light_model(length: int = 32, size: int = 48, *, widths: tuple[int, ..
     a masked mean over time summarises it; both go to the five sigmoid outputs.
     The mean (``pooled``) carries what is constant over a clip, so the LSTM's state is
     free for what changes over time. ``augment`` adds ``ClipFlip`` (training only).
-    ``recurrent``: ``"gru"`` (default) or ``"lstm"`` (the article's kind of layer, same
-    ``units``, a third more recurrent weights; the layer is then named ``lstm``).
-    About 69 k weights at the defaults. 64 GRU units, not 32: on the demo's by-video splits
-    (seeds 0-2) they brought the extraversion (head roll) test MAE from 0.075 to 0.069 for
-    about 10 % more training time.
+    ``recurrent``: ``"lstm"`` (default, the article's kind of layer) or ``"gru"`` (same
+    ``units``, a quarter fewer recurrent weights; the layer is then named ``gru``).
+    About 77 k weights at the defaults.
 
-    Loss: MSE by default (the reported metric stays MAE, 1 - MAE being the challenge
-    score), chosen on the validation split: on the demo data, by video, seeds 0 and 1,
-    validation MAE 0.051-0.054 with MSE against 0.059-0.060 with MAE as the loss (an
-    absolute-error gradient has the same size for every error). The GRU against an LSTM
-    of the same ``units``: 0.051-0.054 against 0.054-0.055 (``benchmarks/bench_recurrent.py``;
-    both comparisons measured with 32 units on the demo with an 8-degree head roll, before
-    the 64 units and 14 degrees of today).
+    The LSTM, its 64 units and MSE as the loss (the reported metric stays MAE, 1 - MAE
+    being the challenge score) were chosen on the validation split: on the demo data, by
+    video, seeds 0-2, median validation MAE 0.0371 against 0.0486 for a GRU of 64 units,
+    0.0439 with MAE as the loss, 0.0406 with 32 units (``benchmarks/bench_recurrent.py``;
+    notebook 05 shows the whole table).
     """
     faces, mask = model_inputs(length, size)
     x = ClipFlip(name="flip")(faces) if augment else faces
