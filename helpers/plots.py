@@ -242,7 +242,8 @@ def factor_probe_table(probe: Mapping[str, Mapping[str, float]], factor_names: M
                        width: float = 7.5) -> plt.Figure:
     """``factor_probe`` as a table of colours: rows the predicted traits, columns the planted factors.
 
-    The diagonal is each trait's own factor; ``factor_names`` labels the columns (trait -> factor).
+    The diagonal is each trait's own factor; each row's largest value by size (either sign) is
+    bold; ``factor_names`` labels the columns (trait -> factor).
     """
     rows = list(probe)
     cols = list(next(iter(probe.values())))
@@ -253,7 +254,7 @@ def factor_probe_table(probe: Mapping[str, Mapping[str, float]], factor_names: M
         for j in range(len(cols)):
             ax.text(j, i, f"{values[i, j]:+.2f}", ha="center", va="center", fontsize=9,
                     color="white" if abs(values[i, j]) > 0.6 else "black",
-                    fontweight="bold" if j == int(np.nanargmax(values[i])) else "normal")
+                    fontweight="bold" if j == int(np.nanargmax(np.abs(values[i]))) else "normal")
     labels = [f"{(factor_names or {}).get(c, c)} ({c})" for c in cols]
     ax.set_xticks(range(len(cols)), labels, fontsize=8, rotation=35, ha="right", rotation_mode="anchor")
     ax.set_yticks(range(len(rows)), rows, fontsize=9)
