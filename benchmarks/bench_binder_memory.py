@@ -32,6 +32,7 @@ from helpers.series import data_dir, ipc_kernel_manager, notebook_paths  # noqa:
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmark module
 from bench_prepare import process_tree  # noqa: E402
+from checks import report  # noqa: E402
 
 TARGET_KERNEL_MB = 1024
 TARGET_PAIR_MB = 1638  # 1.6 GB
@@ -142,10 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"largest kernel: {largest:.0f} MB ({names[sampler.peaks.index(largest)]}); "
           f"largest two consecutive at one moment: {pair_mb:.0f} MB ({names[first]}+{names[first + 1]}); "
           f"all open, largest total: {sampler.total_peak:.0f} MB")
-    ok_kernel, ok_pair = largest <= TARGET_KERNEL_MB, pair_mb <= TARGET_PAIR_MB
-    print(f"{'PASS' if ok_kernel else 'FAIL'}  every kernel <= {TARGET_KERNEL_MB} MB PSS")
-    print(f"{'PASS' if ok_pair else 'FAIL'}  two consecutive kernels <= {TARGET_PAIR_MB} MB PSS")
-    return 0 if ok_kernel and ok_pair else 1
+    return report({f"every kernel <= {TARGET_KERNEL_MB} MB PSS": largest <= TARGET_KERNEL_MB,
+                   f"two consecutive kernels <= {TARGET_PAIR_MB} MB PSS": pair_mb <= TARGET_PAIR_MB})
 
 
 if __name__ == "__main__":

@@ -49,6 +49,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from anywhere without installing
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmark module
+from checks import report  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out"
 #: Seconds between samples of the process tree's memory.
@@ -251,9 +253,7 @@ def main(argv: list[str] | None = None) -> int:
             speedup >= MIN_SPEEDUP_2_WORKERS
         checks[f"2 workers / 1 worker default threads = {vs_default:.2f}x (>= 1)"] = vs_default >= 1.0
     print(f"load average after: {os.getloadavg()[0]:.2f}")
-    for text, ok in checks.items():
-        print(f"{'PASS' if ok else 'FAIL'}  {text}")
-    return 0 if all(checks.values()) else 1
+    return report(checks)
 
 if __name__ == "__main__":
     sys.exit(main())

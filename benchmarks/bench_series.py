@@ -23,6 +23,9 @@ sys.path.insert(0, str(ROOT))  # run from anywhere without installing
 
 from helpers.series import data_dir, execute_series, notebook_paths  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmark module
+from checks import report  # noqa: E402
+
 TARGET_SECONDS = 300
 TARGET_RSS_MB = 1536
 
@@ -47,10 +50,8 @@ def main() -> int:
     total = sum(r.seconds for r in runs)
     peak = max((r.kernel_peak_rss_mb or 0.0) for r in runs)
     print(f"{'series':<40} {total:7.1f} s ({'cold' if args.cold else 'warm'} data/); largest kernel {peak:.0f} MB")
-    ok_time, ok_rss = total <= TARGET_SECONDS, peak <= TARGET_RSS_MB
-    print(f"{'PASS' if ok_time else 'FAIL'}  series {total:.0f} s (<= {TARGET_SECONDS} s)")
-    print(f"{'PASS' if ok_rss else 'FAIL'}  largest kernel {peak:.0f} MB (<= {TARGET_RSS_MB} MB)")
-    return 0 if ok_time and ok_rss else 1
+    return report({f"series {total:.0f} s (<= {TARGET_SECONDS} s)": total <= TARGET_SECONDS,
+                   f"largest kernel {peak:.0f} MB (<= {TARGET_RSS_MB} MB)": peak <= TARGET_RSS_MB})
 
 
 if __name__ == "__main__":

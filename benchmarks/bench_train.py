@@ -67,6 +67,7 @@ sys.path.insert(0, str(REPO))  # run from anywhere without installing
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmark module
 from bench_prepare import demo_dataset, measure_prepare, process_tree, rss_kb  # noqa: E402
+from checks import report  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out"
 MAX_TRAIN_RSS_GB = 1.5
@@ -348,11 +349,10 @@ def main(argv: list[str] | None = None) -> int:
     checks[f"demo same-video gain {gain:.4f} (>= {MIN_SAME_VIDEO_GAIN})"] = gain >= MIN_SAME_VIDEO_GAIN
     print()
     print(f"load average after: {os.getloadavg()[0]:.2f}; benchmark took {time.perf_counter() - started:.0f} s")
-    for text, ok in checks.items():
-        print(f"{'PASS' if ok else 'FAIL'}  {text}")
+    status = report(checks)
     results["checks"] = checks
     (OUT / "bench_train.json").write_text(json.dumps(results, indent=2))
-    return 0 if all(checks.values()) else 1
+    return status
 
 
 if __name__ == "__main__":
