@@ -6,9 +6,10 @@ Runs, in one fresh process, the steps of notebook 05, and prints the process's p
 set size (``Pss:`` of ``/proc/self/smaps_rollup``) after each step: the setup cell's
 imports, ``import keras`` (TensorFlow), building the article's 23 M-weight model, dropping it
 again, building the light model, training the light model on the demo cache (``data/cache``,
-built when missing). Two of these steps are why 05 keeps them out of its kernel: it builds
-the article's model in a separate process (a ``%%script`` cell) and trains in
-``python -m helpers train`` processes. Linux only.
+built when missing). The article's model, whose memory is not given back when it is
+deleted, is why 05 builds it in a separate process (a ``%%script`` cell, run before the
+kernel imports TensorFlow); the light model's training costs little and runs in 05's
+kernel. Linux only.
 """
 
 from __future__ import annotations
