@@ -28,7 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from anywhere without installing
 
-from helpers.series import data_dir, ipc_kernel_manager, notebook_paths  # noqa: E402
+from helpers.notebooks import ipc_kernel_manager, notebook_paths  # noqa: E402
+from helpers.series import data_dir  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmark module
 from bench_prepare import process_tree  # noqa: E402

@@ -21,7 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from anywhere without installing
 
-from helpers.series import data_dir, execute_series, notebook_paths  # noqa: E402
+from helpers.notebooks import execute_series, notebook_paths  # noqa: E402
+from helpers.series import data_dir  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmark module
 from checks import report  # noqa: E402

@@ -92,7 +92,7 @@ def execute_alone(notebook: Path, content: Path, out: Path, timeout: int) -> tup
     printed = "".join(o.get("text", "") for o in (setup.outputs if setup else []) if o.get("output_type") == "stream")
     # Chatter or machine paths in what the reader sees (live widget views are normal on Colab).
     sys.path.insert(0, str(ROOT))
-    from helpers.series import output_problems
+    from helpers.notebooks import output_problems
 
     problems = [p for p in output_problems(nb) if "widget" not in p]
     shown = note or printed.strip().replace("\n", " | ")
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
 
     sys.path.insert(0, str(ROOT))
     from helpers.repository import REPOSITORY
-    from helpers.series import notebook_paths
+    from helpers.notebooks import notebook_paths
 
     work = Path(args.work).resolve()
     work.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,8 @@ before it; ``.importlinter`` checks it, the README's "Architecture" section list
 - ``helpers.plots``: the pictures the notebooks show.
 - ``helpers.predict``: score new clips with a run, a row per clip with its status.
 - ``helpers.explain``: what a model looks at: frame order, occlusion, factor probe.
-- ``helpers.series``: the notebooks' shared data folders, and running the notebooks.
+- ``helpers.series``: the notebooks' shared data folders and settings (``ensure_cache``, ...).
+- ``helpers.notebooks``: execute the notebooks in place; check their outputs for chatter and machine paths.
 
 Run ``python -m helpers --help`` for the command line.
 """

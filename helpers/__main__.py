@@ -133,7 +133,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_notebooks(args: argparse.Namespace) -> int:
-    from helpers.series import execute_series, notebook_paths, record_versions, repo_root
+    from helpers.notebooks import execute_series, notebook_paths, record_versions
+    from helpers.repository import root
 
     paths = [Path(p) for p in args.paths] if args.paths else notebook_paths()
     if not paths:
@@ -141,7 +142,7 @@ def _cmd_notebooks(args: argparse.Namespace) -> int:
         return 1
     total = sum(run.seconds for run in execute_series(paths, timeout=args.timeout))
     print(f"{'all notebooks':<40} {total:6.1f} s")
-    versions = record_versions(repo_root() / "notebooks" / "versions.json")
+    versions = record_versions(root() / "notebooks" / "versions.json")
     print("package versions recorded in notebooks/versions.json:", ", ".join(f"{k} {v}" for k, v in versions.items()))
     print("open them with:  .venv/bin/jupyter lab notebooks/")
     return 0
@@ -203,7 +204,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """
     from helpers.demo import make_demo_dataset
     from helpers.prepare import prepare
-    from helpers.series import execute_series
+    from helpers.notebooks import execute_series
 
     parser = argparse.ArgumentParser(prog="python -m helpers", description="Apparent personality from face videos: the tutorial series' command line.")
     parser.add_argument("--verbose", action="store_true",

@@ -7,14 +7,16 @@ import json
 import nbformat
 import pytest
 
+from helpers import notebooks as N
 from helpers import series as S
+from helpers.repository import root
 
-NOTEBOOKS = S.notebook_paths()
+NOTEBOOKS = N.notebook_paths()
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_committed_outputs_are_clean(path):
-    problems = S.output_problems(nbformat.read(path, as_version=4))
+    problems = N.output_problems(nbformat.read(path, as_version=4))
     assert problems == [], f"{path.name}: re-execute with `python -m helpers notebooks`:\n" + "\n".join(problems)
 
 
@@ -41,13 +43,13 @@ def _stream(text, name="stderr"):
     "2024-05-01 12:00:00.123456: I tensorflow/core/util/port.cc:113] oneDNN custom operations are on.",
 ])
 def test_each_kind_of_chatter_is_found(text):
-    assert len(S.output_problems(_nb([_stream("fine\n" + text + "\n")]))) == 1
+    assert len(N.output_problems(_nb([_stream("fine\n" + text + "\n")]))) == 1
 
 
 @pytest.mark.parametrize("text", ["demo data in data/demo", "see ~/tmp/ or https://example.org/home/x",
                                   "Epoch 3/40: loss 0.1", "I like 1 2 3"])
 def test_ordinary_text_is_fine(text):
-    assert S.output_problems(_nb([_stream(text, "stdout")])) == []
+    assert N.output_problems(_nb([_stream(text, "stdout")])) == []
 
 
 def _tqdm_state(value, total, left, right):
@@ -62,22 +64,22 @@ def _tqdm_state(value, total, left, right):
 
 def _view(model_id, plain):
     return {"output_type": "display_data", "metadata": {},
-            "data": {S.WIDGET_VIEW: {"model_id": model_id, "version_major": 2}, "text/plain": plain}}
+            "data": {N.WIDGET_VIEW: {"model_id": model_id, "version_major": 2}, "text/plain": plain}}
 
 
 def test_a_tqdm_widget_becomes_its_final_text():
     nb = _nb([_view("box", "demo clips:   0%|          | 0/200 [00:00<?, ?clip/s]")],
              _tqdm_state(200, 200, "demo clips: 100%", "200/200 [00:21&lt;00:00,  9.40clip/s]"))
-    assert len(S.output_problems(nb)) == 2  # widget state kept, widget view
-    S.finalise_widgets(nb)
-    assert S.output_problems(nb) == []
+    assert len(N.output_problems(nb)) == 2  # widget state kept, widget view
+    N.finalise_widgets(nb)
+    assert N.output_problems(nb) == []
     assert nb.cells[0].outputs[0]["data"] == {"text/plain": "demo clips: 100%|██████████|200/200 [00:21<00:00,  9.40clip/s]"}
     json.dumps(nb)  # still plain JSON
 
 
 def test_an_unknown_widget_keeps_its_text_and_a_closed_one_goes():
     nb = _nb([_view("gone", ""), _view("slider", "IntSlider(value=3)"), _stream("after\n")], _tqdm_state(1, 2, "a", "b"))
-    S.finalise_widgets(nb)
+    N.finalise_widgets(nb)
     outputs = nb.cells[0].outputs
     assert [o.get("data", {}).get("text/plain", o.get("text")) for o in outputs] == ["IntSlider(value=3)", "after\n"]
     assert "widgets" not in nb.metadata
@@ -89,12 +91,12 @@ def test_finalise_widgets_leaves_markdown_cells_without_outputs():
 
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("text"), nbformat.v4.new_code_cell("1")])
     nb.cells[0]["outputs"] = []  # as an earlier version of finalise_widgets left them
-    S.finalise_widgets(nb)
+    N.finalise_widgets(nb)
     assert "outputs" not in nb.cells[0] and nb.cells[1].outputs == []
     nbformat.validate(nb)  # a markdown cell with "outputs" is not valid nbformat
 
 def test_the_checkouts_own_folder_is_a_machine_path():
-    problems = S.output_problems(_nb([_stream(f"saved to {S.repo_root()}/data/runs\n", "stdout")]))
+    problems = N.output_problems(_nb([_stream(f"saved to {root()}/data/runs\n", "stdout")]))
     assert len(problems) == 1 and "machine path" in problems[0]
 
 
