@@ -5,9 +5,9 @@ Admiral Grace Hopper, a work of the U.S. federal government and so in the public
 domain). It ships inside every matplotlib install, so tests, the demo dataset and the
 benchmarks can make face videos offline.
 
-Everything here is a small pure function on numpy arrays, apart from
-``write_video`` and ``load_face_photo``. ``HeadSprite`` is the one way a head is drawn:
-``place_face`` draws one frame with it, the demo dataset every frame of a clip.
+Everything here is a small pure function on numpy arrays, apart from ``write_video``,
+``write_synthetic_720p_clip`` and ``load_face_photo``. ``HeadSprite`` is the one way a head
+is drawn: ``place_face`` draws one frame with it, the demo dataset every frame of a clip.
 """
 
 from __future__ import annotations
@@ -182,6 +182,33 @@ def write_video(path: str | Path, frames, fps: float, fourcc: str = "mp4v") -> i
             writer.release()
     return count
 
+
+
+def drifting_track(n_frames: int) -> list[tuple[tuple[float, float], float]]:
+    """(centre, face width) per frame of a 1280x720 clip: one loop across the frame, face 130-210 px wide."""
+    n = n_frames
+    return [((640 + 300 * np.sin(2 * np.pi * i / n), 360 + 60 * np.sin(4 * np.pi * i / n)),
+             170 + 40 * np.cos(2 * np.pi * i / n)) for i in range(n)]
+
+
+def write_synthetic_720p_clip(path: str | Path, seconds: int, fps: int = 30, seed: int = 0) -> np.ndarray:
+    """A short 1280x720 clip: the bundled photo drifting over a drawn background. Synthetic, not real footage.
+
+    ``seconds`` long at ``fps``; ``seed`` draws the background. Returns the true face box
+    (x, y, w, h) of every frame, one row per frame. Notebooks 01 and 02 time the article's
+    every-frame search against the series' sampled one on it.
+    """
+    background = gradient_background(720, 1280, np.random.default_rng(seed))
+    boxes = []
+
+    def frames():
+        for centre, width in drifting_track(seconds * fps):
+            frame, box = place_face(background, centre, width)
+            boxes.append(box)
+            yield frame
+
+    write_video(path, frames(), fps)
+    return np.asarray(boxes)
 
 # --- A second real face, for tests and benchmarks of helpers.faces ---------------------
 
