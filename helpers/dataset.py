@@ -34,8 +34,9 @@ import numpy as np
 from helpers import TRAITS
 from helpers.archives import ExtractReport, extract_archives, find_archives, walk_files
 
-#: File suffixes taken as clips (lower case); First Impressions ships only .mp4.
-VIDEO_SUFFIXES: tuple[str, ...] = (".mp4",)
+#: File suffixes taken as clips (lower case, matched ignoring case): First Impressions ships
+#: .mp4; phones and cameras write .mov, others .mkv, .webm and .avi, which OpenCV decodes too.
+VIDEO_SUFFIXES: tuple[str, ...] = (".mp4", ".mov", ".mkv", ".webm", ".avi")
 
 # "J4GQm9j0JZ0.003.mp4": the id is everything before the last ".NNN" (ids may hold '.', '-', '_').
 _CLIP_NAME = re.compile(r"^(?P<id>.+)\.(?P<num>\d+)(?:\.[A-Za-z0-9]+)?$")

@@ -152,6 +152,14 @@ def test_find_clips_any_nesting_skips_junk(tmp_path):
     assert splits == {"a.001.mp4": "train", "a.002.MP4": "train", "b.001.mp4": "validation", "c.001.mp4": None}
 
 
+def test_find_clips_takes_every_video_suffix_in_any_case(tmp_path):
+    names = ["a.001.mp4", "b.001.MP4", "c.001.mov", "d.001.MOV", "e.001.mkv", "f.001.webm", "g.001.avi", "h.001.Avi"]
+    for name in names + ["notes.txt", "i.001.mp3", "j.001.mp4.part", "k.001.json"]:
+        (tmp_path / name).write_bytes(name.encode())
+    assert sorted(ds.find_clips(tmp_path)) == names
+    assert {Path(n).suffix.lower() for n in names} == set(ds.VIDEO_SUFFIXES)
+
+
 def test_find_clips_excludes_folders_and_follows_links_once(tmp_path):
     (tmp_path / "data/train").mkdir(parents=True)
     (tmp_path / "data/train/a.001.mp4").write_bytes(b"a")
