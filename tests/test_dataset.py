@@ -7,6 +7,7 @@ import os
 import pickle
 import struct
 import subprocess
+import time
 import warnings
 import zipfile
 from pathlib import Path
@@ -488,3 +489,110 @@ def test_collect_labels_copies_agree_or_fail(tmp_path):
     with pytest.raises(ds.AnnotationFileError) as err:
         ds.collect_labels([a, b])
     assert str(a) in str(err.value) and str(b) in str(err.value)
+
+
+# --------------------------------------------------------------------------- hostile pickles: bounded work
+
+
+def shared_references(levels: int = 40, width: int = 10) -> list:
+    """A list whose full repr has ``width ** levels`` items, pickled in a few hundred bytes (shared references)."""
+    inner: list = [0.5]
+    for _ in range(levels):
+        inner = [inner] * width
+    return inner
+
+
+def nested_lists_pickle(depth: int) -> bytes:
+    """``[[[...[0.5]...]]]`` nested ``depth`` deep, as a table's score (pickle.dumps itself would overflow)."""
+    value = b"]" * depth + b"G?\xe0\x00\x00\x00\x00\x00\x00" + b"a" * depth
+    table = b"".join(b"X" + len(t).to_bytes(4, "little") + t.encode() + b"}X\x09\x00\x00\x00a.001.mp4" + value + b"s"
+                     for t in TRAITS)
+    return b"\x80\x02}(" + table + b"u."
+
+
+def nested_tuple_key_pickle(depth: int) -> bytes:
+    """A dict whose key is a tuple nested ``depth`` deep: hashing it recurses in C."""
+    return b"\x80\x02}N" + b"\x85" * depth + b"K\x01s."
+
+
+def timed_load(path: Path) -> tuple[ds.AnnotationFileError, float]:
+    start = time.monotonic()
+    with pytest.raises(ds.AnnotationFileError) as err:
+        ds.load_annotations(path)
+    return err.value, time.monotonic() - start
+
+
+@pytest.mark.parametrize("where", ["score", "top", "dtype"])
+def test_shared_reference_pickle_is_refused_in_bounded_time(tmp_path, where):
+    bomb = shared_references()
+    if where == "score":
+        data = pickle.dumps({t: {"a.001.mp4": bomb} for t in TRAITS}, protocol=2)
+    elif where == "top":
+        data = pickle.dumps(bomb, protocol=2)
+    else:  # numpy.dtype(<the bomb>): its own refusal message must not expand it either
+        data = b"\x80\x02cnumpy\ndtype\n" + pickle.dumps(bomb, protocol=2)[2:-1] + b"\x85R."
+    assert len(data) < 2048
+    path = tmp_path / "annotation_training.pkl"
+    path.write_bytes(data)
+    err, seconds = timed_load(path)
+    message = str(err)
+    assert str(path) in message and "list" in message and len(message) < 1000, message
+    assert seconds < 10
+
+
+def test_deeply_nested_pickle_is_a_clear_error(tmp_path):
+    path = tmp_path / "annotation_training.pkl"
+    path.write_bytes(nested_lists_pickle(100_000))
+    err, seconds = timed_load(path)
+    assert str(path) in str(err) and "score in [0, 1]" in str(err) and "list [[[...]]]" in str(err), str(err)
+    assert not isinstance(err.__cause__, RecursionError) and seconds < 10
+
+
+@pytest.mark.parametrize("depth", [33, 1_000_000])
+def test_deeply_nested_tuple_keys_are_refused_before_unpickling(tmp_path, depth):
+    path = tmp_path / "annotation_training.pkl"
+    path.write_bytes(nested_tuple_key_pickle(depth))  # 1,000,000 deep: the C unpickler crashed (SIGSEGV)
+    err, seconds = timed_load(path)
+    assert str(path) in str(err) and "nests tuples more than 32 deep" in str(err) and seconds < 10
+
+
+def test_a_huge_memo_index_is_refused_before_unpickling(tmp_path):
+    path = tmp_path / "annotation_training.pkl"
+    path.write_bytes(b"\x80\x02Nr\xff\xff\xff\x0f.")  # LONG_BINPUT 2**28: a 4 GB memo in the C unpickler
+    err, _ = timed_load(path)
+    assert str(path) in str(err) and "memo index" in str(err)
+
+
+def test_a_file_above_the_size_cap_is_refused_unread(tmp_path, monkeypatch):
+    path = tmp_path / "annotation_training.pkl"
+    path.write_bytes(pickle.dumps({t: {"a.001.mp4": 0.5} for t in TRAITS}, protocol=2))
+    monkeypatch.setattr(ds, "MAX_ANNOTATION_BYTES", path.stat().st_size - 1)
+    monkeypatch.setattr(ds, "_AnnotationUnpickler", None)  # never reached
+    err, _ = timed_load(path)
+    assert str(path) in str(err) and "refused unread" in str(err)
+
+
+def test_real_sized_annotation_files_pass_the_checks(tmp_path):
+    rng = np.random.default_rng(0)
+    clips = [f"J4GQm9j0J{i:02d}.{i % 6:03d}.mp4" for i in range(6000)]
+    table = {t: {c: float(rng.uniform()) for c in clips} for t in TRAITS}
+    table["interview"] = {c: np.float64(rng.uniform()) for c in clips}
+    path = tmp_path / "annotation_training.pkl"
+    path.write_bytes(pickle.dumps(table, protocol=2))
+    assert path.stat().st_size < ds.MAX_ANNOTATION_BYTES / 10
+    assert ds.load_annotations(path)["openness"] == table["openness"]
+
+
+@pytest.mark.parametrize("value, shown", [(2 ** 100_000, "int ..."), ("x" * 10_000, "str 'xxxxxxxx"),
+                                           (list(range(10 ** 5)), "list [0, 1, 2, ...]")],
+                         ids=["huge int", "long str", "long list"])
+def test_describe_is_bounded(value, shown):
+    text = ds.describe(value)
+    assert text.startswith(shown) and len(text) < 100
+
+
+def test_an_int_too_large_for_a_float_is_a_wrong_score(tmp_path):
+    path = tmp_path / "annotation_training.pkl"
+    path.write_bytes(pickle.dumps({t: {"a.001.mp4": 10 ** 400} for t in TRAITS}, protocol=2))
+    err, _ = timed_load(path)
+    assert "score in [0, 1]" in str(err)
