@@ -217,7 +217,7 @@ def test_extract_resumes_and_skips_finished(tmp_path, monkeypatch):
     folder = dest / "val-1"
     copies = []
     real_copy = ar._copy_entry
-    monkeypatch.setattr(ar, "_copy_entry", lambda *a: (copies.append(a[1].filename), real_copy(*a)))
+    monkeypatch.setattr(ar, "_copy_entry", lambda *a: (copies.append(a[1].filename), real_copy(*a))[1])
     ar.extract_archives(ar.find_archives(source), source, dest, progress=False)
     assert copies == []  # finished (marker): nothing read again
     # a run killed part-way: no marker, one file missing, the others complete
@@ -303,6 +303,95 @@ def test_damaged_zip_is_named(tmp_path):
     bad.write_bytes(b"not a zip at all")
     with pytest.raises(ar.ArchiveError, match="train-2.zip"):
         ar.extract_archives([bad], tmp_path, tmp_path / "out", progress=False)
+
+
+def zeros_zip(path: Path, name: str, size: int, others: dict[str, bytes] | None = None) -> Path:
+    """A zip with ``others`` (stored) and one deflated entry of ``size`` zero bytes (written in chunks)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as zf:
+        for other, data in (others or {}).items():
+            zf.writestr(other, data)
+        info = zipfile.ZipInfo(name)
+        info.compress_type = zipfile.ZIP_DEFLATED
+        with zf.open(info, "w", force_zip64=size > 2**31) as out:
+            chunk = bytes(1 << 20)
+            for _ in range(size >> 20):
+                out.write(chunk)
+    return path
+
+
+def test_zip_bomb_entry_is_skipped_and_the_rest_extracted(tmp_path):
+    source, dest = tmp_path / "src", tmp_path / "out"
+    archive = zeros_zip(source / "train-1.zip", "training80_01/zeros.001.mp4", 64 << 20,
+                        {"training80_01/good.001.mp4": b"G" * 500})
+    assert archive.stat().st_size < 1 << 20
+    report = ar.extract_archives([archive], source, dest, progress=False)
+    assert files_under(dest) == ["train-1/.extracted.json", "train-1/training80_01/good.001.mp4"]
+    [skip] = report.skipped
+    assert skip["archive"] == str(archive) and skip["entry"] == "training80_01/zeros.001.mp4"
+    assert "100 times its compressed size" in skip["reason"] and "not extracted" in skip["reason"]
+    again = ar.extract_archives([archive], source, dest, progress=False)  # a re-run reports it again
+    assert again.skipped == report.skipped
+
+
+def test_entry_above_the_cap_is_skipped(tmp_path, monkeypatch):
+    source, dest = tmp_path / "src", tmp_path / "out"
+    archive = make_zip(source / "train-1.zip", {"a.001.mp4": b"A" * 2000, "b.001.mp4": b"B" * 100})
+    monkeypatch.setattr(ar, "MAX_ENTRY_BYTES", 1000)
+    report = ar.extract_archives([archive], source, dest, progress=False)
+    assert files_under(dest) == ["train-1/.extracted.json", "train-1/b.001.mp4"]
+    assert [(d["entry"], "cap per entry" in d["reason"]) for d in report.skipped] == [("a.001.mp4", True)]
+
+
+def test_caps_are_enforced_on_the_bytes_written_not_the_header(tmp_path, monkeypatch):
+    source, dest = tmp_path / "src", tmp_path / "out"
+    archive = zeros_zip(source / "train-1.zip", "zeros.001.mp4", 8 << 20, {"b.001.mp4": b"B" * 100})
+    monkeypatch.setattr(ar, "_header_problem", lambda info: None)  # as if the header had lied
+    report = ar.extract_archives([archive], source, dest, progress=False)
+    assert files_under(dest) == ["train-1/.extracted.json", "train-1/b.001.mp4"]  # no part file kept
+    assert report.skipped[0]["entry"] == "zeros.001.mp4" and "nothing kept" in report.skipped[0]["reason"]
+
+
+def test_archive_above_the_total_cap_is_refused(tmp_path, monkeypatch):
+    source, dest = tmp_path / "src", tmp_path / "out"
+    inner = zip_bytes({"a.001.mp4": b"A" * 600, "a.002.mp4": b"B" * 600}, tmp_path / "i.zip")
+    archive = make_zip(source / "train-1.zip", {"training80_01.zip": inner})
+    outer = zipfile.ZipFile(archive).getinfo("training80_01.zip").file_size
+    monkeypatch.setattr(ar, "MAX_ARCHIVE_BYTES", outer + 1000)  # the inner zip fits; its 1,200 bytes do not
+    with pytest.raises(ar.ArchiveError, match="cap per archive") as err:
+        ar.extract_archives([archive], source, dest, progress=False)
+    assert "training80_01.zip" in str(err.value)  # the inner zip, whose entries pass the outer's total
+    assert not [p for p in dest.rglob("*.mp4")]
+
+
+def test_damaged_entry_is_skipped_and_the_rest_extracted(tmp_path):
+    source, dest = tmp_path / "src", tmp_path / "out"
+    archive = make_zip(source / "train-1.zip", {"a.001.mp4": b"A" * 300, "b.001.mp4": b"B" * 300,
+                                                "c.001.mp4": b"C" * 300})
+    data = bytearray(archive.read_bytes())
+    data[data.index(b"B" * 300) + 150] ^= 0xFF  # stored entry: its CRC no longer matches
+    archive.write_bytes(bytes(data))
+    report = ar.extract_archives([archive], source, dest, progress=False)
+    assert files_under(dest) == ["train-1/.extracted.json", "train-1/a.001.mp4", "train-1/c.001.mp4"]
+    [skip] = report.skipped
+    assert skip["entry"] == "b.001.mp4" and "damaged" in skip["reason"] and "CRC" in skip["reason"]
+
+
+def test_duplicate_entries_are_reported(tmp_path):
+    source, dest = tmp_path / "src", tmp_path / "out"
+    archive = source / "train-1.zip"
+    source.mkdir()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns "Duplicate name"
+        with zipfile.ZipFile(archive, "w") as zf:
+            for name, data in [("same.001.mp4", b"S" * 10), ("same.001.mp4", b"S" * 10),
+                               ("differ.001.mp4", b"one"), ("differ.001.mp4", b"two!"), ("ok.001.mp4", b"k")]:
+                zf.writestr(name, data)
+    report = ar.extract_archives([archive], source, dest, progress=False)
+    assert files_under(dest) == ["train-1/.extracted.json", "train-1/ok.001.mp4", "train-1/same.001.mp4"]
+    reasons = {d["entry"]: d["reason"] for d in report.skipped}
+    assert "same content; extracted once" in reasons["same.001.mp4"]
+    assert "different contents; none extracted" in reasons["differ.001.mp4"]
 
 
 # --------------------------------------------------------------------------- assembly
