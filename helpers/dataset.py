@@ -490,12 +490,7 @@ def assemble(source: Path, labels: Sequence[Path] | None = None, *, extract_to: 
     """
     source = Path(source)
     exclude = [Path(p) for p in exclude]
-    if source.is_file():
-        if source.suffix.lower() != ".zip":
-            raise ValueError(f"dataset source {source} is a file but not a .zip; pass the dataset folder")
-        root, archives, roots = source.parent, [source], []
-    else:
-        root, archives, roots = source, find_archives(source, exclude=exclude), [source]
+    root, archives, roots = _sources(source, exclude)
     if extract_to is not None:
         extract_to = Path(extract_to)
         roots.append(extract_to)
@@ -504,16 +499,7 @@ def assemble(source: Path, labels: Sequence[Path] | None = None, *, extract_to: 
     extraction = (extract_archives(archives, root, extract_to, progress=progress, exclude=exclude)
                   if archives else ExtractReport())
     paths = find_clips(roots, exclude=exclude)
-    if labels is None:
-        # Beside a zip, not through the whole folder tree it happens to sit in.
-        labels = (find_annotation_files(root, recursive=False) if source.is_file()
-                  else find_annotation_files(source, exclude=exclude))
-        if extract_to is not None and extract_to.is_dir():
-            labels += find_annotation_files(extract_to)
-    for path in labels:
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"annotation file {path} not found")
-    found = collect_labels(labels)
+    found = collect_labels(_label_files(source, labels, exclude, extract_to))
     folder = clip_splits(paths, roots)
     split = {n: found.split.get(n) or folder[n] for n in paths}
     conflicts = [{"clip": n, "folder": folder[n], "annotation": found.split[n]}
@@ -521,3 +507,30 @@ def assemble(source: Path, labels: Sequence[Path] | None = None, *, extract_to: 
                  if folder[n] and found.split.get(n) and folder[n] != found.split[n]]
     clips = {n: Clip(paths[n], split[n], found.by_clip.get(n)) for n in sorted(paths)}
     return Assembly(clips, found, match_labels(paths, found.by_clip), extraction, conflicts)
+
+
+def _sources(source: Path, exclude: Sequence[Path]) -> tuple[Path, list[Path], list[Path]]:
+    """Where a source's clips lie: (the folder zips are found relative to, the zips, the folders to search)."""
+    if source.is_file():
+        if source.suffix.lower() != ".zip":
+            raise ValueError(f"dataset source {source} is a file but not a .zip; pass the dataset folder")
+        return source.parent, [source], []
+    return source, find_archives(source, exclude=exclude), [source]
+
+
+def _label_files(source: Path, labels: Sequence[Path] | None, exclude: Sequence[Path],
+                 extract_to: Path | None) -> list[Path]:
+    """The annotation files to read: ``labels`` when given (each must exist), else those found.
+
+    Found: beside a zip (not through the whole folder tree it happens to sit in), or under
+    the folder; and under ``extract_to``.
+    """
+    if labels is None:
+        labels = (find_annotation_files(source.parent, recursive=False) if source.is_file()
+                  else find_annotation_files(source, exclude=exclude))
+        if extract_to is not None and extract_to.is_dir():
+            labels += find_annotation_files(extract_to)
+    for path in labels:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"annotation file {path} not found")
+    return list(labels)

@@ -200,6 +200,17 @@ def set_repository(repository: str, branch: str = "main", base: Path | None = No
     return changed
 
 
+def _notebook_problems(rel: str, cells: list[dict], repository: str, branch: str) -> list[str]:
+    """A notebook's generated parts that disagree with the setting: its setup cell and closing note."""
+    problems = []
+    setups = [c for c in cells if _is_setup_cell(c)]
+    if len(setups) != 1 or "".join(setups[0]["source"]) != setup_cell(repository, branch):
+        problems.append(f"{rel}: {len(setups)} setup cells, expected one equal to repository.setup_cell()")
+    if not cells or not _is_closing_cell(cells[-1]) or "".join(cells[-1]["source"]) != CLOSING_NOTE:
+        problems.append(f"{rel}: last cell is not repository.CLOSING_NOTE")
+    return problems
+
+
 def link_mismatches(base: Path | None = None, repository: str = REPOSITORY, branch: str = BRANCH) -> list[str]:
     """Every link, badge or setup cell that disagrees with the setting, as ``file: what`` lines."""
     base = base or root()
@@ -210,12 +221,8 @@ def link_mismatches(base: Path | None = None, repository: str = REPOSITORY, bran
         if path.suffix == ".ipynb":
             cells = json.loads(text)["cells"]
             text = "\n".join("".join(c["source"]) for c in cells)
-            setups = [c for c in cells if _is_setup_cell(c)]
-            if len(setups) != 1 or "".join(setups[0]["source"]) != setup_cell(repository, branch):
-                problems.append(f"{rel}: {len(setups)} setup cells, expected one equal to repository.setup_cell()")
+            problems += _notebook_problems(rel, cells, repository, branch)
             wanted = [notebook_badge(path.name, repository, branch)]
-            if not cells or not _is_closing_cell(cells[-1]) or "".join(cells[-1]["source"]) != CLOSING_NOTE:
-                problems.append(f"{rel}: last cell is not repository.CLOSING_NOTE")
         else:
             wanted = readme_badges(repository, branch)
         for pattern, _ in LINK_PATTERNS:

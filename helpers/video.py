@@ -218,6 +218,31 @@ def _stack(frames: list[np.ndarray], grayscale: bool, width: int, height: int) -
     return np.zeros((0, height, width) if grayscale else (0, height, width, 3), np.uint8)
 
 
+def _converted(frame: np.ndarray, grayscale: bool) -> np.ndarray:
+    """``frame`` as grayscale or as BGR, whichever the caller asked for."""
+    if grayscale and frame.ndim == 3:
+        return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    if not grayscale and frame.ndim == 2:
+        return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+    return frame
+
+
+def _store(out: np.ndarray | None, frame: np.ndarray, row: int, rows: int, path: Path, index: int) -> np.ndarray:
+    """Put ``frame`` in row ``row`` of ``out``, allocated (``rows`` rows) at the first frame; returns ``out``."""
+    if out is None:
+        out = np.empty((rows,) + frame.shape, frame.dtype)
+    elif frame.shape != out.shape[1:]:
+        raise VideoReadError(f"{shown(path)}: frame {index} is {frame.shape[1]}x{frame.shape[0]}, earlier frames "
+                             f"{out.shape[2]}x{out.shape[1]}; clips whose frame size changes are not supported")
+    out[row] = frame
+    return out
+
+
+def _frames_follow(cap: cv2.VideoCapture, count: int) -> bool:
+    """True when ``count`` more frames can be grabbed (decoded, never retrieved)."""
+    return all(cap.grab() for _ in range(count))
+
+
 def _read_pass(path: Path, wanted: np.ndarray, grayscale: bool, probe: int | None = None
                ) -> tuple[np.ndarray, np.ndarray, int | None, bool]:
     """One sequential pass: (frames, indices read, frames decoded if decoding ended early else None, probed).
@@ -245,23 +270,10 @@ def _read_pass(path: Path, wanted: np.ndarray, grayscale: bool, probe: int | Non
             if not ok:
                 ended_at = index
                 break
-            if grayscale and frame.ndim == 3:
-                frame = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-            elif not grayscale and frame.ndim == 2:
-                frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
-            if out is None:
-                out = np.empty((len(wanted),) + frame.shape, frame.dtype)
-            elif frame.shape != out.shape[1:]:
-                raise VideoReadError(f"{shown(path)}: frame {index} is {frame.shape[1]}x{frame.shape[0]}, earlier frames "
-                                     f"{out.shape[2]}x{out.shape[1]}; clips whose frame size changes are not supported")
-            out[len(got)] = frame
+            out = _store(out, _converted(frame, grayscale), len(got), len(wanted), path, index)
             got.append(index)
         if ended_at is None and probe is not None:
-            probed = True
-            for _ in range(last + 1, probe + 1):
-                if not cap.grab():
-                    probed = False
-                    break
+            probed = _frames_follow(cap, probe - last)
     finally:
         cap.release()
     if ended_at == 0:
