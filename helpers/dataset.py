@@ -64,7 +64,7 @@ def video_id(clip_name: str | os.PathLike) -> str:
     name = Path(clip_name).name
     match = _CLIP_NAME.match(name)
     if match is None:
-        raise ValueError(f"clip name {name!r} is not '<video id>.<number>.mp4' as in First Impressions")
+        raise ValueError(f"clip name {_SHORT.repr(name)} is not '<video id>.<number>.mp4' as in First Impressions")
     return match["id"]
 
 
@@ -398,6 +398,8 @@ class Labels:
     split: dict[str, str | None] = field(default_factory=dict)
     #: annotation file -> its split.
     files: dict[str, str | None] = field(default_factory=dict)
+    #: clip name -> the annotation file it was first read from.
+    origin: dict[str, str] = field(default_factory=dict)
 
 
 def labels_by_clip(annotations: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
@@ -429,6 +431,7 @@ def collect_labels(paths: Iterable[Path]) -> Labels:
                         "pass only one of them (--labels)")
                 continue
             origin[clip] = path
+            labels.origin[clip] = str(path)
             labels.by_clip[clip] = scores
             labels.split[clip] = split
     return labels
