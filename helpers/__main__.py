@@ -268,6 +268,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    if hasattr(sys.stdout, "reconfigure"):
+        # A file name that is not valid UTF-8 (a lone surrogate) must not end a run at print time.
+        sys.stdout.reconfigure(errors="backslashreplace")
     if "--verbose" in argv[: argv.index("--") if "--" in argv else len(argv)]:
         # Before the parser is built: building train's options imports TensorFlow.
         from helpers.quiet import install

@@ -8,6 +8,14 @@ First Impressions V2 ships as zips of zips (``train-1.zip`` holds ``training80_0
 - ``safe_entry_path``: the path a zip entry is written to, refusing names that leave the folder;
 - ``extract_archive`` / ``extract_archives``: unpack the zips (and the zips inside them)
   into a folder of our own; a finished folder holds ``EXTRACTED_MARKER`` and is skipped.
+
+Size caps (zip bombs): an entry above ``MAX_ENTRY_BYTES`` unpacked, or above ``MAX_RATIO``
+times its compressed size (past ``RATIO_FLOOR``: clips and zips barely compress), is not
+extracted; an archive whose entries, inner zips' included, add up to more than
+``MAX_ARCHIVE_BYTES`` is refused. The header's sizes are checked first and the same caps
+enforced on the bytes really written. An entry refused so, a damaged entry (CRC error) or
+a name listed twice is a skipped entry (archive, entry, reason) in the report; the rest
+of the archive is extracted.
 """
 
 from __future__ import annotations
@@ -15,7 +23,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +35,15 @@ from helpers.atomic import write_atomic, write_json_atomic
 MAX_ZIP_DEPTH = 3
 #: Written inside a folder once its archive is fully unpacked, so a re-run skips it.
 EXTRACTED_MARKER = ".extracted.json"
+#: Largest entry unpacked. First Impressions' largest entries are its inner zips of 80 clips
+#: (a few hundred MB); a clip is a few MB.
+MAX_ENTRY_BYTES = 4 << 30
+#: Largest total unpacked from one archive, inner zips' entries included (a train zip holds
+#: 12-13 groups of 80 clips, a few GB).
+MAX_ARCHIVE_BYTES = 64 << 30
+#: Entries larger than ``RATIO_FLOOR`` unpacked that are more than ``MAX_RATIO`` times their
+#: compressed size are refused: video and zips compress by a few percent, zeros by 1000x.
+MAX_RATIO, RATIO_FLOOR = 100, 1 << 20
 
 # Folders that hold no clips but junk copies of them (macOS resource forks, notebook checkpoints).
 _SKIP_DIRS = {"__MACOSX"}
@@ -114,70 +130,195 @@ def _read_marker(folder: Path) -> dict[str, Any] | None:
     return marker if isinstance(marker, dict) else None
 
 
-def _copy_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, archive: Path) -> None:
-    """Stream one entry to ``target`` atomically, so a killed run leaves no half file."""
+class _EntryTooLarge(Exception):
+    """Raised while streaming an entry past its cap (its header understated it)."""
+
+
+@dataclass
+class _Budget:
+    """Bytes one top-level archive may still unpack (``MAX_ARCHIVE_BYTES``), shared with its inner zips."""
+
+    left: int
+
+
+def _amount(n: int) -> str:
+    """A byte count for people: bytes, KiB, MiB or GiB."""
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift:
+            return f"{n / (1 << shift):.1f} {unit}"
+    return f"{n} bytes"
+
+
+def _entry_cap(info: zipfile.ZipInfo, budget: _Budget) -> int:
+    """The most bytes ``info`` may unpack to: the entry cap, the ratio cap, what the archive has left."""
+    return min(MAX_ENTRY_BYTES, max(RATIO_FLOOR, MAX_RATIO * info.compress_size), budget.left)
+
+
+def _header_problem(info: zipfile.ZipInfo) -> str | None:
+    """Why the header's sizes refuse ``info``, or None."""
+    if info.file_size > MAX_ENTRY_BYTES:
+        return f"{_amount(info.file_size)} unpacked, above the {_amount(MAX_ENTRY_BYTES)} cap per entry"
+    if info.file_size > RATIO_FLOOR and info.file_size > MAX_RATIO * info.compress_size:
+        return (f"{_amount(info.file_size)} unpacked from {_amount(info.compress_size)}, more than "
+                f"{MAX_RATIO} times its compressed size (a zip bomb? clips barely compress)")
+    return None
+
+
+def _copy_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, archive: Path, limit: int) -> int:
+    """Stream one entry to ``target`` atomically (a killed run leaves no half file); returns its size.
+
+    Stops with ``_EntryTooLarge`` past ``limit`` bytes (the header is not trusted), keeping nothing.
+    """
+    written = [0]
+
+    def copy(out) -> None:
+        with zf.open(info) as src:
+            while chunk := src.read(1 << 20):
+                written[0] += len(chunk)
+                if written[0] > limit:
+                    raise _EntryTooLarge(f"more than {_amount(limit)} unpacked (the caps), though its header "
+                                         f"says {_amount(info.file_size)}: refused, nothing kept")
+                out.write(chunk)
+
+    write_atomic(target, copy, suffix=".part")
+    return written[0]
+
+
+def _skip(archive: Path, info: zipfile.ZipInfo, reason: str) -> dict[str, str]:
+    return {"archive": str(archive), "entry": info.filename, "reason": reason}
+
+
+def _plan(archive: Path, infos: list[zipfile.ZipInfo]) -> tuple[list[tuple[zipfile.ZipInfo, PurePosixPath]],
+                                                              list[dict[str, str]]]:
+    """The entries to extract with their paths, and the duplicate names (reported, never silently picked).
+
+    Every name is checked first: one unsafe entry refuses the whole archive before any
+    byte is written. A name listed twice with the same size and CRC is extracted once; with
+    different contents, neither copy is (which one is the clip cannot be told).
+    """
+    by_path: dict[PurePosixPath, list[zipfile.ZipInfo]] = {}
+    for info in infos:
+        if not info.is_dir():
+            by_path.setdefault(safe_entry_path(info.filename, archive), []).append(info)
+    planned, skipped = [], []
+    for rel, same in by_path.items():
+        if len(same) == 1:
+            planned.append((same[0], rel))
+        elif len({(i.file_size, i.CRC) for i in same}) == 1:
+            planned.append((same[0], rel))
+            skipped.append(_skip(archive, same[0], f"listed {len(same)} times with the same content; extracted once"))
+        else:
+            skipped.append(_skip(archive, same[0], f"listed {len(same)} times with different contents; none "
+                                                   "extracted (which one is right cannot be told): fix the archive"))
+    return planned, skipped
+
+
+def _open_zip(archive: Path) -> zipfile.ZipFile:
+    """``archive`` opened, or ``ArchiveError`` / ``EncryptedArchiveError`` saying what to do."""
     try:
-        write_atomic(target, lambda out: _copy_from(zf, info, out), suffix=".part")
+        zf = zipfile.ZipFile(archive)
     except zipfile.BadZipFile as exc:
-        raise ArchiveError(f"{archive}: entry {info.filename!r} is damaged ({exc}); re-download the archive") from exc
+        raise ArchiveError(f"{archive} is not a readable zip ({exc}); re-download it") from exc
+    if any(info.flag_bits & 0x1 for info in zf.infolist()):
+        zf.close()
+        raise EncryptedArchiveError(_encrypted_message(archive))
+    return zf
 
 
-def _copy_from(zf: zipfile.ZipFile, info: zipfile.ZipInfo, out) -> None:
-    with zf.open(info) as src:
-        shutil.copyfileobj(src, out, length=1 << 20)
+def _finished(folder: Path, name: str, size: int) -> dict[str, Any] | None:
+    """The marker of ``folder`` when it records ``name`` of ``size`` bytes as fully unpacked, else None."""
+    marker = _read_marker(folder)
+    if marker is not None and marker.get("archive") == name and marker.get("size") == size:
+        return marker
+    return None
 
 
-def extract_archive(archive: Path, folder: Path, progress: bool = False, _depth: int = 0) -> Path:
+@dataclass
+class _Unpacking:
+    """One archive being unpacked: where, how deep, the shared byte budget, the entries skipped."""
+
+    archive: Path
+    folder: Path
+    depth: int
+    budget: _Budget
+    skipped: list[dict[str, str]]
+
+
+def _extract_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, rel: PurePosixPath, job: _Unpacking) -> None:
+    """Write one entry (and unpack it when it is an inner zip); a refused or damaged entry is skipped."""
+    target = job.folder / rel
+    # A link already inside the folder could still point elsewhere: check where it lands.
+    if not target.resolve().is_relative_to(job.folder.resolve()):
+        raise UnsafeArchiveError(f"{job.archive}: entry {info.filename!r} resolves to {target.resolve()}, "
+                                 f"outside {job.folder}; refusing to extract it")
+    nested = rel.suffix.lower() == ".zip" and job.depth + 1 < MAX_ZIP_DEPTH
+    if nested:
+        done = _finished(target.with_suffix(""), rel.name, info.file_size)
+        if done is not None:
+            target.unlink(missing_ok=True)  # a run killed between marking and deleting
+            job.skipped.extend(done.get("skipped", []))
+            return
+    problem = _header_problem(info)
+    if problem is not None:
+        job.skipped.append(_skip(job.archive, info, problem + "; not extracted"))
+        return
+    try:
+        if target.is_file() and target.stat().st_size == info.file_size:
+            written = info.file_size
+        else:
+            written = _copy_entry(zf, info, target, job.archive, _entry_cap(info, job.budget))
+    except zipfile.BadZipFile as exc:
+        job.skipped.append(_skip(job.archive, info, f"damaged ({exc}); not extracted: re-download the archive"))
+        return
+    except _EntryTooLarge as exc:
+        job.skipped.append(_skip(job.archive, info, str(exc)))
+        return
+    job.budget.left -= written
+    if nested:
+        extract_archive(target, target.with_suffix(""), skipped=job.skipped, _depth=job.depth + 1, _budget=job.budget)
+        target.unlink()  # our own copy of the inner zip; its content is unpacked beside it
+
+
+def extract_archive(archive: Path, folder: Path, progress: bool = False, *, skipped: list[dict[str, str]] | None = None,
+                    _depth: int = 0, _budget: _Budget | None = None) -> Path:
     """Unpack ``archive`` into ``folder``, and every zip inside it into a folder named after it.
 
     ``train-1.zip`` -> ``folder/training80_01/clip.mp4`` (the inner ``training80_01.zip`` is
     unpacked into ``folder/training80_01/`` and then deleted: it is our own copy). Every
     entry name is checked before anything is written (``safe_entry_path``); encrypted
-    zips raise ``EncryptedArchiveError``. Resumable: a finished folder holds
-    ``EXTRACTED_MARKER`` and is skipped; in an unfinished one, files already there with
-    the right size are kept. Returns ``folder``.
+    zips raise ``EncryptedArchiveError``, archives above ``MAX_ARCHIVE_BYTES`` unpacked
+    ``ArchiveError``. Entries refused by the size caps, damaged or listed twice are
+    appended to ``skipped`` (dicts: archive, entry, reason) and the rest is extracted.
+    Resumable: a finished folder holds ``EXTRACTED_MARKER`` (with its skipped entries) and
+    is skipped; in an unfinished one, files already there with the right size are kept.
+    Returns ``folder``.
     """
     archive, folder = Path(archive), Path(folder)
+    skipped = [] if skipped is None else skipped
     size = archive.stat().st_size
-    marker = _read_marker(folder)
-    if marker is not None and marker.get("archive") == archive.name and marker.get("size") == size:
+    done = _finished(folder, archive.name, size)
+    if done is not None:
+        skipped.extend(done.get("skipped", []))
         return folder
-    try:
-        zf = zipfile.ZipFile(archive)
-    except zipfile.BadZipFile as exc:
-        raise ArchiveError(f"{archive} is not a readable zip ({exc}); re-download it") from exc
-    with zf:
-        infos = zf.infolist()
-        if any(info.flag_bits & 0x1 for info in infos):
-            raise EncryptedArchiveError(_encrypted_message(archive))
-        # Check every name first: a bad entry refuses the whole archive before any byte is written.
-        planned = [(info, safe_entry_path(info.filename, archive)) for info in infos if not info.is_dir()]
+    budget = _Budget(MAX_ARCHIVE_BYTES) if _budget is None else _budget
+    with _open_zip(archive) as zf:
+        planned, duplicates = _plan(archive, zf.infolist())
+        total = sum(info.file_size for info, _ in planned)
+        if total > budget.left:
+            raise ArchiveError(f"{archive} would unpack to {_amount(total)} more, above the {_amount(MAX_ARCHIVE_BYTES)} "
+                               "cap per archive, inner zips included (a zip bomb?); nothing more extracted from it")
+        job = _Unpacking(archive, folder, _depth, budget, duplicates)
         folder.mkdir(parents=True, exist_ok=True)
-        top = folder.resolve()
         entries = planned
         if progress:
             from tqdm.auto import tqdm
 
             entries = tqdm(planned, desc=f"unzip {archive.name}", unit="file", leave=False)
         for info, rel in entries:
-            target = folder / rel
-            # A link already inside the folder could still point elsewhere: check where it lands.
-            if not target.resolve().is_relative_to(top):
-                raise UnsafeArchiveError(f"{archive}: entry {info.filename!r} resolves to {target.resolve()}, "
-                                         f"outside {folder}; refusing to extract it")
-            nested = rel.suffix.lower() == ".zip" and _depth + 1 < MAX_ZIP_DEPTH
-            if nested:
-                inner = target.with_suffix("")
-                done = _read_marker(inner)
-                if done is not None and done.get("archive") == rel.name and done.get("size") == info.file_size:
-                    target.unlink(missing_ok=True)  # a run killed between marking and deleting
-                    continue
-            if not (target.is_file() and target.stat().st_size == info.file_size):
-                _copy_entry(zf, info, target, archive)
-            if nested:
-                extract_archive(target, target.with_suffix(""), progress=False, _depth=_depth + 1)
-                target.unlink()  # our own copy of the inner zip; its content is unpacked beside it
-    write_json_atomic(folder / EXTRACTED_MARKER, {"archive": archive.name, "size": size, "files": len(planned)})
+            _extract_entry(zf, info, rel, job)
+    write_json_atomic(folder / EXTRACTED_MARKER, {"archive": archive.name, "size": size, "files": len(planned),
+                                                  "skipped": job.skipped})
+    skipped.extend(job.skipped)
     return folder
 
 
@@ -191,7 +332,11 @@ def _already_extracted(archive: Path, files: Mapping[str, set[int]]) -> bool:
 
 @dataclass
 class ExtractReport:
-    """What ``extract_archives`` did: folders it unpacked into, and archives it left alone (with why)."""
+    """What ``extract_archives`` did: folders it unpacked into, and what it left alone (with why).
+
+    ``skipped``: dicts with ``archive`` and ``reason``, and ``entry`` for one entry of an
+    archive (refused by a size cap, damaged, or a name listed twice).
+    """
 
     folders: list[Path] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)
@@ -227,5 +372,6 @@ def extract_archives(archives: Sequence[Path], root: Path, dest: Path, progress:
                 continue
             raise EncryptedArchiveError(_encrypted_message(archive))
         rel = archive.parent.relative_to(root) if archive.parent.is_relative_to(root) else Path()
-        report.folders.append(extract_archive(archive, Path(dest) / rel / archive.stem, progress=progress))
+        report.folders.append(extract_archive(archive, Path(dest) / rel / archive.stem, progress=progress,
+                                              skipped=report.skipped))
     return report

@@ -23,7 +23,9 @@ import io
 import math
 import os
 import pickle
+import pickletools
 import re
+import reprlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,8 +36,9 @@ import numpy as np
 from helpers import TRAITS
 from helpers.archives import ExtractReport, extract_archives, find_archives, walk_files
 
-#: File suffixes taken as clips (lower case); First Impressions ships only .mp4.
-VIDEO_SUFFIXES: tuple[str, ...] = (".mp4",)
+#: File suffixes taken as clips (lower case, matched ignoring case): First Impressions ships
+#: .mp4; phones and cameras write .mov, others .mkv, .webm and .avi, which OpenCV decodes too.
+VIDEO_SUFFIXES: tuple[str, ...] = (".mp4", ".mov", ".mkv", ".webm", ".avi")
 
 # "J4GQm9j0JZ0.003.mp4": the id is everything before the last ".NNN" (ids may hold '.', '-', '_').
 _CLIP_NAME = re.compile(r"^(?P<id>.+)\.(?P<num>\d+)(?:\.[A-Za-z0-9]+)?$")
@@ -61,7 +64,7 @@ def video_id(clip_name: str | os.PathLike) -> str:
     name = Path(clip_name).name
     match = _CLIP_NAME.match(name)
     if match is None:
-        raise ValueError(f"clip name {name!r} is not '<video id>.<number>.mp4' as in First Impressions")
+        raise ValueError(f"clip name {_SHORT.repr(name)} is not '<video id>.<number>.mp4' as in First Impressions")
     return match["id"]
 
 
@@ -146,10 +149,35 @@ def clip_splits(clips: Mapping[str, Path], roots: Sequence[Path]) -> dict[str, s
 # --------------------------------------------------------------------------- annotations
 
 
+#: Annotation files above this size are refused unread: the real ones are 1-2 MB (6,000 clips),
+#: and the size bounds what a crafted pickle can build (objects, memo, work).
+MAX_ANNOTATION_BYTES = 32 << 20
+#: Tuples nested deeper than this are refused before unpickling: the real files nest 2 deep,
+#: and hashing a deeply nested tuple (a dict key) recurses in C and can crash the process.
+MAX_PICKLE_NESTING = 32
+
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother, _SHORT.maxlong = 2, 60, 60, 40
+_SHORT.maxdict = _SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxset = _SHORT.maxfrozenset = 3
+
+
+def describe(value: Any) -> str:
+    """A short, bounded description of an untrusted value for a message: its type and a cut repr.
+
+    Never the full ``repr``: a 1 KB pickle of shared references expands to more text than
+    memory holds, and a deeply nested one overflows the recursion limit.
+    """
+    try:
+        text = _SHORT.repr(value)
+    except Exception:  # a repr that fails (an int of too many digits, a broken object)
+        text = "..."
+    return f"{type(value).__name__} {text}"
+
+
 def _latin1_encode(text: Any, encoding: str = "utf-8") -> bytes:
     # Python 3 pickles of bytes at protocol 2 call _codecs.encode(text, 'latin1'); allow only that.
     if not isinstance(text, str) or encoding.lower().replace("_", "-") not in ("latin1", "latin-1", "iso-8859-1"):
-        raise pickle.UnpicklingError(f"_codecs.encode({type(text).__name__}, {encoding!r}) is not allowed")
+        raise pickle.UnpicklingError(f"_codecs.encode({describe(text)}, {describe(encoding)}) is not allowed")
     return text.encode("latin1")
 
 
@@ -157,17 +185,17 @@ def _numeric_dtype(spec: Any, align: Any = False, copy: Any = True) -> np.dtype:
     # copy=True always: without it numpy returns its shared float64 dtype, which the pickle's
     # BUILD step would then modify for the whole process.
     if not isinstance(spec, str):
-        raise pickle.UnpicklingError(f"numpy.dtype({spec!r}) is not allowed")
+        raise pickle.UnpicklingError(f"numpy.dtype({describe(spec)}) is not allowed")
     dtype = np.dtype(spec, align=bool(align), copy=True)
     if dtype.kind not in "fiub":
-        raise pickle.UnpicklingError(f"numpy.dtype({spec!r}) is not a numeric dtype")
+        raise pickle.UnpicklingError(f"numpy.dtype({describe(spec)}) is not a numeric dtype")
     return dtype
 
 
 def _numeric_scalar(dtype: Any, data: Any = b"") -> Any:
     # What numpy's multiarray.scalar does for a numeric dtype, without numpy's object paths.
     if not isinstance(dtype, np.dtype) or dtype.kind not in "fiub":
-        raise pickle.UnpicklingError(f"numpy scalar of {dtype!r} is not allowed")
+        raise pickle.UnpicklingError(f"numpy scalar of {describe(dtype)} is not allowed")
     raw = data.encode("latin1") if isinstance(data, str) else data  # Python 2 str arrives latin1-decoded
     if not isinstance(raw, bytes) or len(raw) != dtype.itemsize:
         raise pickle.UnpicklingError(f"numpy scalar data of {type(data).__name__} does not fit {dtype}")
@@ -192,7 +220,8 @@ class _AnnotationUnpickler(pickle.Unpickler):
         allowed = _ALLOWED_GLOBALS.get((module, name))
         if allowed is None:
             raise pickle.UnpicklingError(
-                f"it refers to {module}.{name}, which annotation files never hold; refused "
+                f"it refers to {_SHORT.repr(module)[1:-1]}.{_SHORT.repr(name)[1:-1]}, which annotation files "
+                "never hold; refused "
                 "(unpickling can run code, so nothing from this file was run)")
         return allowed
 
@@ -200,12 +229,112 @@ class _AnnotationUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError("it uses persistent ids, which annotation files never hold; refused")
 
 
+_PUTS = {"PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"}
+_GETS = {"GET", "BINGET", "LONG_BINGET"}
+_MARK = object()
+
+
+def _pop_to_mark(stack: list) -> list:
+    """Pop the items above the topmost mark, and the mark (``IndexError`` when there is none)."""
+    at = len(stack) - 1 - stack[::-1].index(_MARK) if _MARK in stack else None
+    if at is None:
+        raise IndexError("no mark")
+    items = stack[at + 1:]
+    del stack[at:]
+    return items
+
+
+def _simulate(stack: list, memo: dict[int, int], op: Any, arg: Any, count: int) -> None:
+    """Apply one opcode's stack effect, tracking only how deep each item nests tuples."""
+    name = op.name
+    if name in _PUTS:
+        index = len(memo) if name == "MEMOIZE" else int(arg)
+        if index > count:  # the C unpickler sizes its memo by the index: 10 bytes could claim gigabytes
+            raise pickle.UnpicklingError(f"memo index {index} at opcode {count} is out of any real file's range")
+        memo[index] = stack[-1]
+    elif name in _GETS:
+        stack.append(memo[int(arg)])
+    elif name == "MARK":
+        stack.append(_MARK)
+    elif name == "DUP":
+        stack.append(stack[-1])
+    elif name in ("TUPLE", "FROZENSET", "EMPTY_TUPLE", "TUPLE1", "TUPLE2", "TUPLE3"):
+        k = {"EMPTY_TUPLE": 0, "TUPLE1": 1, "TUPLE2": 2, "TUPLE3": 3}.get(name)
+        items = _pop_to_mark(stack) if k is None else [stack.pop() for _ in range(k)]
+        depth = 1 + max(items, default=0)
+        if depth > MAX_PICKLE_NESTING:
+            raise pickle.UnpicklingError(f"it nests tuples more than {MAX_PICKLE_NESTING} deep (opcode {count}); "
+                                         "annotation files nest 2 deep")
+        stack.append(depth)
+    else:
+        before = op.stack_before
+        if pickletools.markobject in before:
+            _pop_to_mark(stack)
+            below = before.index(pickletools.markobject)  # the list/dict/set the slice goes into
+        else:
+            below = len(before)
+        if below > len(stack):
+            raise IndexError("stack underflow")
+        del stack[len(stack) - below:]
+        stack.extend([0] * len(op.stack_after))
+
+
+def _check_pickle(data: bytes) -> None:
+    """Refuse, before unpickling, what would crash or balloon the C unpickler.
+
+    Walks the opcodes (``pickletools.genops``, no object built) tracking tuple nesting and
+    memo indices only. A stream that does not parse is left to the unpickler, which stops
+    at the same opcode and says why.
+    """
+    stack: list = []
+    memo: dict[int, int] = {}
+    try:
+        for count, (op, arg, _) in enumerate(pickletools.genops(data)):
+            _simulate(stack, memo, op, arg, count)
+    except (ValueError, IndexError, KeyError, TypeError):
+        return
+
+
 def _as_score(value: Any) -> float | None:
     """``value`` as a float if it is a real number (not a bool) in [0, 1], else None."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
         return None
-    score = float(value)
+    try:
+        score = float(value)
+    except OverflowError:  # an int too large for a float
+        return None
     return score if math.isfinite(score) and 0.0 <= score <= 1.0 else None
+
+
+def _unpickle(path: Path) -> Any:
+    """The object in the annotation file at ``path``, read with the restricted unpickler."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_ANNOTATION_BYTES:
+            raise AnnotationFileError(f"annotation file {path} is {size / 2**20:.0f} MiB, more than "
+                                      f"{MAX_ANNOTATION_BYTES >> 20} MiB (the real ones are 1-2 MB); refused unread")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise AnnotationFileError(f"annotation file {path} cannot be read ({exc.strerror or exc})") from exc
+    try:
+        _check_pickle(data)
+        return _AnnotationUnpickler(io.BytesIO(data), encoding="latin1").load()
+    except Exception as exc:  # any malformed pickle; nothing outside _ALLOWED_GLOBALS can have run
+        raise AnnotationFileError(f"annotation file {path} cannot be loaded: {type(exc).__name__}: "
+                                  f"{str(exc)[:300]}") from exc
+
+
+def _score_table(trait: str, scores: Any, bad) -> dict[str, float]:
+    """One trait's ``{clip: score}``, checked: clip names are strings, scores numbers in [0, 1]."""
+    if not isinstance(scores, dict):
+        raise bad(f"{_SHORT.repr(trait)} holds a {describe(scores)}, expected a dict clip -> score")
+    table: dict[str, float] = {}
+    for clip, value in scores.items():
+        score = _as_score(value)
+        if not isinstance(clip, str) or score is None:
+            raise bad(f"{_SHORT.repr(trait)} has {describe(clip)}: {describe(value)}; expected clip name -> score in [0, 1]")
+        table[clip] = score
+    return table
 
 
 def load_annotations(path: Path) -> dict[str, dict[str, float]]:
@@ -214,43 +343,28 @@ def load_annotations(path: Path) -> dict[str, dict[str, float]]:
     First Impressions files are Python 2 pickles (protocol 2) holding the five traits and
     ``interview`` (numpy.float64 scalars); all values come back as Python floats. The
     file is read with a restricted unpickler (see ``_ALLOWED_GLOBALS``): anything that
-    could run code is refused before it runs. Raises ``AnnotationFileError`` naming the
-    file when it is unreadable, refused or not a dict of dicts of scores in [0, 1]
-    covering the five traits for the same clips.
+    could run code is refused before it runs; files above ``MAX_ANNOTATION_BYTES`` and
+    streams that would crash or balloon the unpickler (``_check_pickle``) are refused
+    before unpickling, and messages describe values in bounded text (``describe``).
+    Raises ``AnnotationFileError`` naming the file when it is unreadable, refused or not
+    a dict of dicts of scores in [0, 1] covering the five traits for the same clips.
     """
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise AnnotationFileError(f"annotation file {path} cannot be read ({exc})") from exc
-    try:
-        obj = _AnnotationUnpickler(io.BytesIO(data), encoding="latin1").load()
-    except Exception as exc:  # any malformed pickle; nothing outside _ALLOWED_GLOBALS can have run
-        raise AnnotationFileError(f"annotation file {path} cannot be loaded: {exc}") from exc
+    obj = _unpickle(path)
 
     def bad(why: str) -> AnnotationFileError:
         return AnnotationFileError(f"annotation file {path} is not a First Impressions annotation file: {why}")
 
     if not isinstance(obj, dict) or not all(isinstance(k, str) for k in obj):
-        raise bad(f"expected a dict trait -> {{clip: score}}, got {type(obj).__name__}")
+        raise bad(f"expected a dict trait -> {{clip: score}}, got {describe(obj)}")
     missing = [t for t in TRAITS if t not in obj]
     if missing:
-        raise bad(f"traits {missing} are missing (it holds {sorted(obj)})")
-    result: dict[str, dict[str, float]] = {}
-    for trait, scores in obj.items():
-        if not isinstance(scores, dict):
-            raise bad(f"'{trait}' holds a {type(scores).__name__}, expected a dict clip -> score")
-        table: dict[str, float] = {}
-        for clip, value in scores.items():
-            score = _as_score(value)
-            if not isinstance(clip, str) or score is None:
-                raise bad(f"'{trait}' has {clip!r}: {value!r}; expected clip name -> score in [0, 1]")
-            table[clip] = score
-        result[trait] = table
+        raise bad(f"traits {missing} are missing (it holds {describe(sorted(obj))})")
+    result = {trait: _score_table(trait, scores, bad) for trait, scores in obj.items()}
     clips = set(result[TRAITS[0]])
     for trait, table in result.items():
         if set(table) != clips:
-            raise bad(f"'{trait}' covers {len(table)} clips but '{TRAITS[0]}' covers {len(clips)}; "
+            raise bad(f"{_SHORT.repr(trait)} covers {len(table)} clips but '{TRAITS[0]}' covers {len(clips)}; "
                       "every trait must score the same clips")
     return result
 
@@ -284,6 +398,8 @@ class Labels:
     split: dict[str, str | None] = field(default_factory=dict)
     #: annotation file -> its split.
     files: dict[str, str | None] = field(default_factory=dict)
+    #: clip name -> the annotation file it was first read from.
+    origin: dict[str, str] = field(default_factory=dict)
 
 
 def labels_by_clip(annotations: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
@@ -315,6 +431,7 @@ def collect_labels(paths: Iterable[Path]) -> Labels:
                         "pass only one of them (--labels)")
                 continue
             origin[clip] = path
+            labels.origin[clip] = str(path)
             labels.by_clip[clip] = scores
             labels.split[clip] = split
     return labels
@@ -376,12 +493,7 @@ def assemble(source: Path, labels: Sequence[Path] | None = None, *, extract_to: 
     """
     source = Path(source)
     exclude = [Path(p) for p in exclude]
-    if source.is_file():
-        if source.suffix.lower() != ".zip":
-            raise ValueError(f"dataset source {source} is a file but not a .zip; pass the dataset folder")
-        root, archives, roots = source.parent, [source], []
-    else:
-        root, archives, roots = source, find_archives(source, exclude=exclude), [source]
+    root, archives, roots = _sources(source, exclude)
     if extract_to is not None:
         extract_to = Path(extract_to)
         roots.append(extract_to)
@@ -390,16 +502,7 @@ def assemble(source: Path, labels: Sequence[Path] | None = None, *, extract_to: 
     extraction = (extract_archives(archives, root, extract_to, progress=progress, exclude=exclude)
                   if archives else ExtractReport())
     paths = find_clips(roots, exclude=exclude)
-    if labels is None:
-        # Beside a zip, not through the whole folder tree it happens to sit in.
-        labels = (find_annotation_files(root, recursive=False) if source.is_file()
-                  else find_annotation_files(source, exclude=exclude))
-        if extract_to is not None and extract_to.is_dir():
-            labels += find_annotation_files(extract_to)
-    for path in labels:
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"annotation file {path} not found")
-    found = collect_labels(labels)
+    found = collect_labels(_label_files(source, labels, exclude, extract_to))
     folder = clip_splits(paths, roots)
     split = {n: found.split.get(n) or folder[n] for n in paths}
     conflicts = [{"clip": n, "folder": folder[n], "annotation": found.split[n]}
@@ -407,3 +510,30 @@ def assemble(source: Path, labels: Sequence[Path] | None = None, *, extract_to: 
                  if folder[n] and found.split.get(n) and folder[n] != found.split[n]]
     clips = {n: Clip(paths[n], split[n], found.by_clip.get(n)) for n in sorted(paths)}
     return Assembly(clips, found, match_labels(paths, found.by_clip), extraction, conflicts)
+
+
+def _sources(source: Path, exclude: Sequence[Path]) -> tuple[Path, list[Path], list[Path]]:
+    """Where a source's clips lie: (the folder zips are found relative to, the zips, the folders to search)."""
+    if source.is_file():
+        if source.suffix.lower() != ".zip":
+            raise ValueError(f"dataset source {source} is a file but not a .zip; pass the dataset folder")
+        return source.parent, [source], []
+    return source, find_archives(source, exclude=exclude), [source]
+
+
+def _label_files(source: Path, labels: Sequence[Path] | None, exclude: Sequence[Path],
+                 extract_to: Path | None) -> list[Path]:
+    """The annotation files to read: ``labels`` when given (each must exist), else those found.
+
+    Found: beside a zip (not through the whole folder tree it happens to sit in), or under
+    the folder; and under ``extract_to``.
+    """
+    if labels is None:
+        labels = (find_annotation_files(source.parent, recursive=False) if source.is_file()
+                  else find_annotation_files(source, exclude=exclude))
+        if extract_to is not None and extract_to.is_dir():
+            labels += find_annotation_files(extract_to)
+    for path in labels:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"annotation file {path} not found")
+    return list(labels)

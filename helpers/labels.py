@@ -314,6 +314,7 @@ def load_label_files(paths: Sequence[str | os.PathLike]) -> dict[str, dict[str, 
         else:
             raise AnnotationFileError(f"{path} does not exist; give a folder holding the annotation files, or the files")
     labels = collect_labels(files)  # reads with the restricted unpickler; conflicting copies raise
+    _check_clip_names(labels.by_clip, labels.origin)
     untold = [f for f, split in labels.files.items() if split is None]
     if untold:
         raise AnnotationFileError(
@@ -325,6 +326,16 @@ def load_label_files(paths: Sequence[str | os.PathLike]) -> dict[str, dict[str, 
         for t in TRAITS:
             table[t][clip] = labels.by_clip[clip][t]
     return {s: by_split[s] for s in SPLITS if s in by_split}
+
+
+def _check_clip_names(clips: Iterable[str], origin: Mapping[str, str]) -> None:
+    """Raise ``AnnotationFileError`` naming the file of the first clip name that has no video id."""
+    for clip in clips:
+        try:
+            video_id(clip)
+        except ValueError as exc:
+            raise AnnotationFileError(f"annotation file {origin.get(clip, '(unknown)')}: {exc}; "
+                                      "is it a First Impressions annotation file?") from exc
 
 
 # --------------------------------------------------------------------------- split schemes

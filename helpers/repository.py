@@ -28,7 +28,13 @@ LINK_PATTERNS = (
     (re.compile(rf"--branch (?P<branch>[^\s\\]+) https://github\.com/(?P<repository>{_NAME}/{_NAME})"),
      "--branch {branch} https://github.com/{repository}"),
 )
-_REPOSITORY_RE = re.compile(rf"^{_NAME}/{_NAME}$")
+#: GitHub's rules: an owner is 1-39 letters, digits and single inner hyphens; a repository
+#: name is 1-100 letters, digits, '.', '-', '_' (not '.' or '..', not ending in '.git').
+_OWNER_RE = re.compile(r"[A-Za-z0-9](?:-?[A-Za-z0-9]){0,38}")
+_REPO_NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,100}")
+#: A branch the links can carry: git's ref rules (check-ref-format) narrowed to characters that
+#: need no quoting in a URL or a shell line, and no '/' (a Colab URL could not tell it from the path).
+_BRANCH_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,254}")
 _BADGE_MARK = "colab-badge.svg"
 _CLOSING_MARK = "**Done? Shut this notebook's kernel down**"
 #: The last cell of every notebook (Markdown): Binder's 2 GB are shared by all open kernels.
@@ -47,12 +53,21 @@ def root() -> Path:
 
 
 def check_repository(repository: str, branch: str) -> None:
-    """Raise ValueError unless ``repository`` looks like ``owner/name`` and ``branch`` has no space."""
-    if not _REPOSITORY_RE.match(repository) or repository.endswith(".git"):
-        raise ValueError(f"{repository!r} is not a GitHub repository as OWNER/NAME (e.g. octocat/first-impressions-tutorial)")
-    if not branch or re.search(r"[\s?#\"'/\\]", branch):
-        # "/" too: in a Colab URL it could not be told from the path that follows.
-        raise ValueError(f"{branch!r} is not a branch name this setting supports (no spaces, '/', '?' or '#')")
+    """Raise ValueError unless ``repository`` is a GitHub ``owner/name`` and ``branch`` a plain git branch name.
+
+    Whole-string matches (``re.fullmatch``: a trailing newline is refused too), since both
+    are written into Python source, Markdown links and every setup cell's ``!git clone`` line.
+    """
+    owner, _, name = repository.partition("/")
+    if (not _OWNER_RE.fullmatch(owner) or not _REPO_NAME_RE.fullmatch(name) or name in (".", "..")
+            or name.lower().endswith(".git")):
+        raise ValueError(f"{ascii(repository)} is not a GitHub repository as OWNER/NAME (e.g. "
+                         "octocat/first-impressions-tutorial): the owner is letters, digits and single hyphens, "
+                         "the name letters, digits, '.', '-' and '_'; nothing was changed")
+    if not _BRANCH_RE.fullmatch(branch) or ".." in branch or branch.endswith((".", ".lock")):
+        raise ValueError(f"{ascii(branch)} is not a branch name this setting supports: letters, digits, '.', '-' "
+                         "and '_' only, not starting with '-' or '.', no '..', not ending in '.' or '.lock' "
+                         "(no '/', spaces or shell characters); nothing was changed")
 
 
 def colab_url(notebook: str, repository: str = REPOSITORY, branch: str = BRANCH) -> str:
@@ -185,6 +200,17 @@ def set_repository(repository: str, branch: str = "main", base: Path | None = No
     return changed
 
 
+def _notebook_problems(rel: str, cells: list[dict], repository: str, branch: str) -> list[str]:
+    """A notebook's generated parts that disagree with the setting: its setup cell and closing note."""
+    problems = []
+    setups = [c for c in cells if _is_setup_cell(c)]
+    if len(setups) != 1 or "".join(setups[0]["source"]) != setup_cell(repository, branch):
+        problems.append(f"{rel}: {len(setups)} setup cells, expected one equal to repository.setup_cell()")
+    if not cells or not _is_closing_cell(cells[-1]) or "".join(cells[-1]["source"]) != CLOSING_NOTE:
+        problems.append(f"{rel}: last cell is not repository.CLOSING_NOTE")
+    return problems
+
+
 def link_mismatches(base: Path | None = None, repository: str = REPOSITORY, branch: str = BRANCH) -> list[str]:
     """Every link, badge or setup cell that disagrees with the setting, as ``file: what`` lines."""
     base = base or root()
@@ -195,12 +221,8 @@ def link_mismatches(base: Path | None = None, repository: str = REPOSITORY, bran
         if path.suffix == ".ipynb":
             cells = json.loads(text)["cells"]
             text = "\n".join("".join(c["source"]) for c in cells)
-            setups = [c for c in cells if _is_setup_cell(c)]
-            if len(setups) != 1 or "".join(setups[0]["source"]) != setup_cell(repository, branch):
-                problems.append(f"{rel}: {len(setups)} setup cells, expected one equal to repository.setup_cell()")
+            problems += _notebook_problems(rel, cells, repository, branch)
             wanted = [notebook_badge(path.name, repository, branch)]
-            if not cells or not _is_closing_cell(cells[-1]) or "".join(cells[-1]["source"]) != CLOSING_NOTE:
-                problems.append(f"{rel}: last cell is not repository.CLOSING_NOTE")
         else:
             wanted = readme_badges(repository, branch)
         for pattern, _ in LINK_PATTERNS:

@@ -5,6 +5,10 @@ Reading a video is the slow, error-prone step of the pipeline, so this module:
 - names the file in every error (``VideoReadError``) and says what to try; checks the
   common causes itself (missing, a broken link, a directory, no read permission, empty,
   not a regular file: a FIFO would block OpenCV forever) before asking OpenCV;
+- never hands OpenCV a path that is not valid UTF-8 (a file name written by another system,
+  ``caf\\xe9.001.mp4``, which Python holds with a lone surrogate): ``cv2.VideoCapture`` crashes
+  the process on such a string, so the file is opened through an ASCII-named symbolic link
+  in a private temporary folder (``shown`` writes such names printable, for messages);
 - treats the container's frame count as an *estimate*: headers can be 0, unknown, too
   large (a truncated download) or too small, so the indices returned are always frames
   that really decoded, spread over the frames that really decode;
@@ -23,6 +27,8 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,33 +70,74 @@ class VideoInfo:
         return self.frame_count / self.fps
 
 
-def open_video(path: str | Path) -> cv2.VideoCapture:
-    """Open ``path`` with OpenCV, raising ``VideoReadError`` naming the file if it cannot be."""
-    path = Path(path)
-    # OpenCV only answers "not opened"; check the common causes first to say which one.
+def shown(path: str | os.PathLike) -> str:
+    """``path`` as text that can be printed anywhere: as it is, or ``ascii()``-escaped when not valid UTF-8.
+
+    A file name that is not valid UTF-8 reaches Python with lone surrogates, which a UTF-8
+    terminal, a log file or ``json.dumps(ensure_ascii=False)`` cannot encode.
+    """
+    text = os.fspath(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return ascii(text)[1:-1]
+    return text
+
+
+def _check_openable(path: Path) -> None:
+    """Raise ``VideoReadError`` for the causes OpenCV would only answer "not opened" to."""
+    name = shown(path)
     if not path.exists():
         if path.is_symlink():
-            raise VideoReadError(f"video file {path} is a broken symbolic link (to {os.readlink(path)}); "
+            raise VideoReadError(f"video file {name} is a broken symbolic link (to {shown(os.readlink(path))}); "
                                  "fix or remove the link")
-        raise VideoReadError(f"video file not found: {path}; check the path and the dataset download")
+        raise VideoReadError(f"video file not found: {name}; check the path and the dataset download")
     if path.is_dir():
-        raise VideoReadError(f"{path} is a directory, not a video file; pass the path of one clip")
+        raise VideoReadError(f"{name} is a directory, not a video file; pass the path of one clip")
     if not path.is_file():
         # A FIFO would block OpenCV (and a whole prepare run) forever; a device never ends.
-        raise VideoReadError(f"{path} is not a regular file (a FIFO, socket or device?); pass a video file")
+        raise VideoReadError(f"{name} is not a regular file (a FIFO, socket or device?); pass a video file")
     try:
         with open(path, "rb") as f:
             empty = not f.read(1)
     except OSError as exc:
-        raise VideoReadError(f"video file {path} cannot be read ({exc.strerror or exc}); "
+        raise VideoReadError(f"video file {name} cannot be read ({exc.strerror or exc}); "
                              "check its permissions") from exc
     if empty:
-        raise VideoReadError(f"video file {path} is empty (0 bytes); re-download the clip")
-    cap = cv2.VideoCapture(str(path))
+        raise VideoReadError(f"video file {name} is empty (0 bytes); re-download the clip")
+
+
+def _capture(path: Path) -> cv2.VideoCapture:
+    """``cv2.VideoCapture`` on ``path``, through an ASCII-named link when the path is not valid UTF-8.
+
+    The link is removed as soon as the capture is open: the decoder keeps its own handle.
+    """
+    if shown(path) == str(path):
+        return cv2.VideoCapture(str(path))
+    folder = tempfile.mkdtemp(prefix="helpers-video-")
+    try:
+        suffix = path.suffix if shown(path.suffix) == path.suffix else ""
+        alias = os.path.join(folder, "clip" + suffix)
+        try:
+            os.symlink(os.fsencode(path.absolute()), os.fsencode(alias))
+        except OSError as exc:
+            raise VideoReadError(f"video file {shown(path)} has a name that is not valid UTF-8 and no link to it "
+                                 f"could be made ({exc.strerror or exc}); rename it (e.g. with ASCII letters only)"
+                                 ) from exc
+        return cv2.VideoCapture(alias)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def open_video(path: str | Path) -> cv2.VideoCapture:
+    """Open ``path`` with OpenCV, raising ``VideoReadError`` naming the file if it cannot be."""
+    path = Path(path)
+    _check_openable(path)
+    cap = _capture(path)
     if not cap.isOpened():
         cap.release()
         raise VideoReadError(
-            f"OpenCV could not open {path} (empty, truncated or not a video?); "
+            f"OpenCV could not open {shown(path)} (empty, truncated or not a video?); "
             "re-download the clip or check it plays, e.g. with ffprobe"
         )
     return cap
@@ -138,7 +185,7 @@ def read_video_info(path: str | Path) -> VideoInfo:
     if counted:
         n = count_frames(path)
         if n == 0:
-            raise VideoReadError(f"no frame of {path} could be decoded; the file is empty or damaged, re-download it")
+            raise VideoReadError(f"no frame of {shown(path)} could be decoded; the file is empty or damaged, re-download it")
     return VideoInfo(path, fps, width, height, n, frame_count_counted=counted, fps_from_header=fps_ok)
 
 
@@ -171,6 +218,31 @@ def _stack(frames: list[np.ndarray], grayscale: bool, width: int, height: int) -
     return np.zeros((0, height, width) if grayscale else (0, height, width, 3), np.uint8)
 
 
+def _converted(frame: np.ndarray, grayscale: bool) -> np.ndarray:
+    """``frame`` as grayscale or as BGR, whichever the caller asked for."""
+    if grayscale and frame.ndim == 3:
+        return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    if not grayscale and frame.ndim == 2:
+        return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+    return frame
+
+
+def _store(out: np.ndarray | None, frame: np.ndarray, row: int, rows: int, path: Path, index: int) -> np.ndarray:
+    """Put ``frame`` in row ``row`` of ``out``, allocated (``rows`` rows) at the first frame; returns ``out``."""
+    if out is None:
+        out = np.empty((rows,) + frame.shape, frame.dtype)
+    elif frame.shape != out.shape[1:]:
+        raise VideoReadError(f"{shown(path)}: frame {index} is {frame.shape[1]}x{frame.shape[0]}, earlier frames "
+                             f"{out.shape[2]}x{out.shape[1]}; clips whose frame size changes are not supported")
+    out[row] = frame
+    return out
+
+
+def _frames_follow(cap: cv2.VideoCapture, count: int) -> bool:
+    """True when ``count`` more frames can be grabbed (decoded, never retrieved)."""
+    return all(cap.grab() for _ in range(count))
+
+
 def _read_pass(path: Path, wanted: np.ndarray, grayscale: bool, probe: int | None = None
                ) -> tuple[np.ndarray, np.ndarray, int | None, bool]:
     """One sequential pass: (frames, indices read, frames decoded if decoding ended early else None, probed).
@@ -198,27 +270,14 @@ def _read_pass(path: Path, wanted: np.ndarray, grayscale: bool, probe: int | Non
             if not ok:
                 ended_at = index
                 break
-            if grayscale and frame.ndim == 3:
-                frame = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-            elif not grayscale and frame.ndim == 2:
-                frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
-            if out is None:
-                out = np.empty((len(wanted),) + frame.shape, frame.dtype)
-            elif frame.shape != out.shape[1:]:
-                raise VideoReadError(f"{path}: frame {index} is {frame.shape[1]}x{frame.shape[0]}, earlier frames "
-                                     f"{out.shape[2]}x{out.shape[1]}; clips whose frame size changes are not supported")
-            out[len(got)] = frame
+            out = _store(out, _converted(frame, grayscale), len(got), len(wanted), path, index)
             got.append(index)
         if ended_at is None and probe is not None:
-            probed = True
-            for _ in range(last + 1, probe + 1):
-                if not cap.grab():
-                    probed = False
-                    break
+            probed = _frames_follow(cap, probe - last)
     finally:
         cap.release()
     if ended_at == 0:
-        raise VideoReadError(f"no frame of {path} could be decoded; the file is empty or damaged, re-download it")
+        raise VideoReadError(f"no frame of {shown(path)} could be decoded; the file is empty or damaged, re-download it")
     if out is None:
         frames = _stack([], grayscale, width, height)
     else:
@@ -240,7 +299,7 @@ def read_frames(path: str | Path, indices, grayscale: bool = True) -> tuple[np.n
     frames, got, ended_at, _ = _read_pass(path, wanted, grayscale)
     if ended_at is not None:
         warnings.warn(
-            f"{path}: decoding ended after {ended_at} frames, so {len(wanted) - len(got)} of "
+            f"{shown(path)}: decoding ended after {ended_at} frames, so {len(wanted) - len(got)} of "
             f"{len(wanted)} wanted frames were not read; the clip may be truncated",
             stacklevel=2,
         )
@@ -269,7 +328,7 @@ def read_uniform_frames(path: str | Path, num: int, grayscale: bool = True) -> t
         decoded = ended_at if ended_at is not None else count_frames(path)
         why = (f"only {decoded} of the {n} frames in its header decode (truncated or damaged file?)"
                if ended_at is not None else f"its header says {n} frames but {decoded} decode (wrong header?)")
-        warnings.warn(f"{path}: {why}; sampling uniformly over the decoded frames", stacklevel=2)
+        warnings.warn(f"{shown(path)}: {why}; sampling uniformly over the decoded frames", stacklevel=2)
         info = VideoInfo(info.path, info.fps, info.width, info.height, decoded, True, info.fps_from_header)
         frames, got, _, _ = _read_pass(path, uniform_frame_indices(decoded, num), grayscale)
     return frames, got, info

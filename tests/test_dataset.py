@@ -7,6 +7,7 @@ import os
 import pickle
 import struct
 import subprocess
+import time
 import warnings
 import zipfile
 from pathlib import Path
@@ -152,6 +153,14 @@ def test_find_clips_any_nesting_skips_junk(tmp_path):
     assert splits == {"a.001.mp4": "train", "a.002.MP4": "train", "b.001.mp4": "validation", "c.001.mp4": None}
 
 
+def test_find_clips_takes_every_video_suffix_in_any_case(tmp_path):
+    names = ["a.001.mp4", "b.001.MP4", "c.001.mov", "d.001.MOV", "e.001.mkv", "f.001.webm", "g.001.avi", "h.001.Avi"]
+    for name in names + ["notes.txt", "i.001.mp3", "j.001.mp4.part", "k.001.json"]:
+        (tmp_path / name).write_bytes(name.encode())
+    assert sorted(ds.find_clips(tmp_path)) == names
+    assert {Path(n).suffix.lower() for n in names} == set(ds.VIDEO_SUFFIXES)
+
+
 def test_find_clips_excludes_folders_and_follows_links_once(tmp_path):
     (tmp_path / "data/train").mkdir(parents=True)
     (tmp_path / "data/train/a.001.mp4").write_bytes(b"a")
@@ -208,7 +217,7 @@ def test_extract_resumes_and_skips_finished(tmp_path, monkeypatch):
     folder = dest / "val-1"
     copies = []
     real_copy = ar._copy_entry
-    monkeypatch.setattr(ar, "_copy_entry", lambda *a: (copies.append(a[1].filename), real_copy(*a)))
+    monkeypatch.setattr(ar, "_copy_entry", lambda *a: (copies.append(a[1].filename), real_copy(*a))[1])
     ar.extract_archives(ar.find_archives(source), source, dest, progress=False)
     assert copies == []  # finished (marker): nothing read again
     # a run killed part-way: no marker, one file missing, the others complete
@@ -294,6 +303,95 @@ def test_damaged_zip_is_named(tmp_path):
     bad.write_bytes(b"not a zip at all")
     with pytest.raises(ar.ArchiveError, match="train-2.zip"):
         ar.extract_archives([bad], tmp_path, tmp_path / "out", progress=False)
+
+
+def zeros_zip(path: Path, name: str, size: int, others: dict[str, bytes] | None = None) -> Path:
+    """A zip with ``others`` (stored) and one deflated entry of ``size`` zero bytes (written in chunks)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as zf:
+        for other, data in (others or {}).items():
+            zf.writestr(other, data)
+        info = zipfile.ZipInfo(name)
+        info.compress_type = zipfile.ZIP_DEFLATED
+        with zf.open(info, "w", force_zip64=size > 2**31) as out:
+            chunk = bytes(1 << 20)
+            for _ in range(size >> 20):
+                out.write(chunk)
+    return path
+
+
+def test_zip_bomb_entry_is_skipped_and_the_rest_extracted(tmp_path):
+    source, dest = tmp_path / "src", tmp_path / "out"
+    archive = zeros_zip(source / "train-1.zip", "training80_01/zeros.001.mp4", 64 << 20,
+                        {"training80_01/good.001.mp4": b"G" * 500})
+    assert archive.stat().st_size < 1 << 20
+    report = ar.extract_archives([archive], source, dest, progress=False)
+    assert files_under(dest) == ["train-1/.extracted.json", "train-1/training80_01/good.001.mp4"]
+    [skip] = report.skipped
+    assert skip["archive"] == str(archive) and skip["entry"] == "training80_01/zeros.001.mp4"
+    assert "100 times its compressed size" in skip["reason"] and "not extracted" in skip["reason"]
+    again = ar.extract_archives([archive], source, dest, progress=False)  # a re-run reports it again
+    assert again.skipped == report.skipped
+
+
+def test_entry_above_the_cap_is_skipped(tmp_path, monkeypatch):
+    source, dest = tmp_path / "src", tmp_path / "out"
+    archive = make_zip(source / "train-1.zip", {"a.001.mp4": b"A" * 2000, "b.001.mp4": b"B" * 100})
+    monkeypatch.setattr(ar, "MAX_ENTRY_BYTES", 1000)
+    report = ar.extract_archives([archive], source, dest, progress=False)
+    assert files_under(dest) == ["train-1/.extracted.json", "train-1/b.001.mp4"]
+    assert [(d["entry"], "cap per entry" in d["reason"]) for d in report.skipped] == [("a.001.mp4", True)]
+
+
+def test_caps_are_enforced_on_the_bytes_written_not_the_header(tmp_path, monkeypatch):
+    source, dest = tmp_path / "src", tmp_path / "out"
+    archive = zeros_zip(source / "train-1.zip", "zeros.001.mp4", 8 << 20, {"b.001.mp4": b"B" * 100})
+    monkeypatch.setattr(ar, "_header_problem", lambda info: None)  # as if the header had lied
+    report = ar.extract_archives([archive], source, dest, progress=False)
+    assert files_under(dest) == ["train-1/.extracted.json", "train-1/b.001.mp4"]  # no part file kept
+    assert report.skipped[0]["entry"] == "zeros.001.mp4" and "nothing kept" in report.skipped[0]["reason"]
+
+
+def test_archive_above_the_total_cap_is_refused(tmp_path, monkeypatch):
+    source, dest = tmp_path / "src", tmp_path / "out"
+    inner = zip_bytes({"a.001.mp4": b"A" * 600, "a.002.mp4": b"B" * 600}, tmp_path / "i.zip")
+    archive = make_zip(source / "train-1.zip", {"training80_01.zip": inner})
+    outer = zipfile.ZipFile(archive).getinfo("training80_01.zip").file_size
+    monkeypatch.setattr(ar, "MAX_ARCHIVE_BYTES", outer + 1000)  # the inner zip fits; its 1,200 bytes do not
+    with pytest.raises(ar.ArchiveError, match="cap per archive") as err:
+        ar.extract_archives([archive], source, dest, progress=False)
+    assert "training80_01.zip" in str(err.value)  # the inner zip, whose entries pass the outer's total
+    assert not [p for p in dest.rglob("*.mp4")]
+
+
+def test_damaged_entry_is_skipped_and_the_rest_extracted(tmp_path):
+    source, dest = tmp_path / "src", tmp_path / "out"
+    archive = make_zip(source / "train-1.zip", {"a.001.mp4": b"A" * 300, "b.001.mp4": b"B" * 300,
+                                                "c.001.mp4": b"C" * 300})
+    data = bytearray(archive.read_bytes())
+    data[data.index(b"B" * 300) + 150] ^= 0xFF  # stored entry: its CRC no longer matches
+    archive.write_bytes(bytes(data))
+    report = ar.extract_archives([archive], source, dest, progress=False)
+    assert files_under(dest) == ["train-1/.extracted.json", "train-1/a.001.mp4", "train-1/c.001.mp4"]
+    [skip] = report.skipped
+    assert skip["entry"] == "b.001.mp4" and "damaged" in skip["reason"] and "CRC" in skip["reason"]
+
+
+def test_duplicate_entries_are_reported(tmp_path):
+    source, dest = tmp_path / "src", tmp_path / "out"
+    archive = source / "train-1.zip"
+    source.mkdir()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns "Duplicate name"
+        with zipfile.ZipFile(archive, "w") as zf:
+            for name, data in [("same.001.mp4", b"S" * 10), ("same.001.mp4", b"S" * 10),
+                               ("differ.001.mp4", b"one"), ("differ.001.mp4", b"two!"), ("ok.001.mp4", b"k")]:
+                zf.writestr(name, data)
+    report = ar.extract_archives([archive], source, dest, progress=False)
+    assert files_under(dest) == ["train-1/.extracted.json", "train-1/ok.001.mp4", "train-1/same.001.mp4"]
+    reasons = {d["entry"]: d["reason"] for d in report.skipped}
+    assert "same content; extracted once" in reasons["same.001.mp4"]
+    assert "different contents; none extracted" in reasons["differ.001.mp4"]
 
 
 # --------------------------------------------------------------------------- assembly
@@ -480,3 +578,110 @@ def test_collect_labels_copies_agree_or_fail(tmp_path):
     with pytest.raises(ds.AnnotationFileError) as err:
         ds.collect_labels([a, b])
     assert str(a) in str(err.value) and str(b) in str(err.value)
+
+
+# --------------------------------------------------------------------------- hostile pickles: bounded work
+
+
+def shared_references(levels: int = 40, width: int = 10) -> list:
+    """A list whose full repr has ``width ** levels`` items, pickled in a few hundred bytes (shared references)."""
+    inner: list = [0.5]
+    for _ in range(levels):
+        inner = [inner] * width
+    return inner
+
+
+def nested_lists_pickle(depth: int) -> bytes:
+    """``[[[...[0.5]...]]]`` nested ``depth`` deep, as a table's score (pickle.dumps itself would overflow)."""
+    value = b"]" * depth + b"G?\xe0\x00\x00\x00\x00\x00\x00" + b"a" * depth
+    table = b"".join(b"X" + len(t).to_bytes(4, "little") + t.encode() + b"}X\x09\x00\x00\x00a.001.mp4" + value + b"s"
+                     for t in TRAITS)
+    return b"\x80\x02}(" + table + b"u."
+
+
+def nested_tuple_key_pickle(depth: int) -> bytes:
+    """A dict whose key is a tuple nested ``depth`` deep: hashing it recurses in C."""
+    return b"\x80\x02}N" + b"\x85" * depth + b"K\x01s."
+
+
+def timed_load(path: Path) -> tuple[ds.AnnotationFileError, float]:
+    start = time.monotonic()
+    with pytest.raises(ds.AnnotationFileError) as err:
+        ds.load_annotations(path)
+    return err.value, time.monotonic() - start
+
+
+@pytest.mark.parametrize("where", ["score", "top", "dtype"])
+def test_shared_reference_pickle_is_refused_in_bounded_time(tmp_path, where):
+    bomb = shared_references()
+    if where == "score":
+        data = pickle.dumps({t: {"a.001.mp4": bomb} for t in TRAITS}, protocol=2)
+    elif where == "top":
+        data = pickle.dumps(bomb, protocol=2)
+    else:  # numpy.dtype(<the bomb>): its own refusal message must not expand it either
+        data = b"\x80\x02cnumpy\ndtype\n" + pickle.dumps(bomb, protocol=2)[2:-1] + b"\x85R."
+    assert len(data) < 2048
+    path = tmp_path / "annotation_training.pkl"
+    path.write_bytes(data)
+    err, seconds = timed_load(path)
+    message = str(err)
+    assert str(path) in message and "list" in message and len(message) < 1000, message
+    assert seconds < 10
+
+
+def test_deeply_nested_pickle_is_a_clear_error(tmp_path):
+    path = tmp_path / "annotation_training.pkl"
+    path.write_bytes(nested_lists_pickle(100_000))
+    err, seconds = timed_load(path)
+    assert str(path) in str(err) and "score in [0, 1]" in str(err) and "list [[[...]]]" in str(err), str(err)
+    assert not isinstance(err.__cause__, RecursionError) and seconds < 10
+
+
+@pytest.mark.parametrize("depth", [33, 1_000_000])
+def test_deeply_nested_tuple_keys_are_refused_before_unpickling(tmp_path, depth):
+    path = tmp_path / "annotation_training.pkl"
+    path.write_bytes(nested_tuple_key_pickle(depth))  # 1,000,000 deep: the C unpickler crashed (SIGSEGV)
+    err, seconds = timed_load(path)
+    assert str(path) in str(err) and "nests tuples more than 32 deep" in str(err) and seconds < 10
+
+
+def test_a_huge_memo_index_is_refused_before_unpickling(tmp_path):
+    path = tmp_path / "annotation_training.pkl"
+    path.write_bytes(b"\x80\x02Nr\xff\xff\xff\x0f.")  # LONG_BINPUT 2**28: a 4 GB memo in the C unpickler
+    err, _ = timed_load(path)
+    assert str(path) in str(err) and "memo index" in str(err)
+
+
+def test_a_file_above_the_size_cap_is_refused_unread(tmp_path, monkeypatch):
+    path = tmp_path / "annotation_training.pkl"
+    path.write_bytes(pickle.dumps({t: {"a.001.mp4": 0.5} for t in TRAITS}, protocol=2))
+    monkeypatch.setattr(ds, "MAX_ANNOTATION_BYTES", path.stat().st_size - 1)
+    monkeypatch.setattr(ds, "_AnnotationUnpickler", None)  # never reached
+    err, _ = timed_load(path)
+    assert str(path) in str(err) and "refused unread" in str(err)
+
+
+def test_real_sized_annotation_files_pass_the_checks(tmp_path):
+    rng = np.random.default_rng(0)
+    clips = [f"J4GQm9j0J{i:02d}.{i % 6:03d}.mp4" for i in range(6000)]
+    table = {t: {c: float(rng.uniform()) for c in clips} for t in TRAITS}
+    table["interview"] = {c: np.float64(rng.uniform()) for c in clips}
+    path = tmp_path / "annotation_training.pkl"
+    path.write_bytes(pickle.dumps(table, protocol=2))
+    assert path.stat().st_size < ds.MAX_ANNOTATION_BYTES / 10
+    assert ds.load_annotations(path)["openness"] == table["openness"]
+
+
+@pytest.mark.parametrize("value, shown", [(2 ** 100_000, "int ..."), ("x" * 10_000, "str 'xxxxxxxx"),
+                                           (list(range(10 ** 5)), "list [0, 1, 2, ...]")],
+                         ids=["huge int", "long str", "long list"])
+def test_describe_is_bounded(value, shown):
+    text = ds.describe(value)
+    assert text.startswith(shown) and len(text) < 100
+
+
+def test_an_int_too_large_for_a_float_is_a_wrong_score(tmp_path):
+    path = tmp_path / "annotation_training.pkl"
+    path.write_bytes(pickle.dumps({t: {"a.001.mp4": 10 ** 400} for t in TRAITS}, protocol=2))
+    err, _ = timed_load(path)
+    assert "score in [0, 1]" in str(err)

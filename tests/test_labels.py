@@ -338,3 +338,38 @@ def test_load_annotations_and_label_files_agree(files):
     by_split = lb.load_label_files([paths["train"], paths["test"]])
     assert set(by_split) == {"train", "test"}
     assert by_split["train"] == {t: load_annotations(paths["train"])[t] for t in TRAITS}
+
+
+# --------------------------------------------------------------------------- hostile files name the file
+
+
+def test_a_clip_name_without_video_id_names_the_file(files, capsys):
+    folder, paths, tables = files
+    odd = {t: {"no-number-here": 0.5} for t in TRAITS}
+    paths["test"].write_bytes(pickle.dumps(odd, protocol=2))
+    assert main(["labels", str(folder)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: AnnotationFileError") and str(paths["test"]) in err[0], err
+
+
+@pytest.mark.parametrize("kind", ["shared references", "100k-deep nesting"])
+def test_hostile_pickles_end_labels_with_one_line_naming_the_file(files, capsys, kind):
+    import time
+
+    folder, paths, _ = files
+    if kind == "shared references":
+        bomb: list = [0.5]
+        for _ in range(40):
+            bomb = [bomb] * 10
+        data = pickle.dumps({t: {"J4GQm9j0JZ0.000.mp4": bomb} for t in TRAITS}, protocol=2)
+    else:
+        depth = 100_000
+        data = (b"\x80\x02}(" + b"".join(b"X" + len(t).to_bytes(4, "little") + t.encode() + b"}X\x13\x00\x00\x00"
+                                        b"J4GQm9j0JZ0.000.mp4" + b"]" * depth + b"K\x01" + b"a" * depth + b"s"
+                                        for t in TRAITS) + b"u.")
+    paths["train"].write_bytes(data)
+    start = time.monotonic()
+    assert main(["labels", str(folder)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: AnnotationFileError") and str(paths["train"]) in err[0], err
+    assert "list" in err[0] and len(err[0]) < 1000 and time.monotonic() - start < 10

@@ -69,12 +69,44 @@ def test_a_new_notebook_without_badge_gets_one(copy: Path):
     assert cells[-1].cell_type == "markdown" and cells[-1].source == R.CLOSING_NOTE and len(cells) == 3
 
 
-@pytest.mark.parametrize("repository, branch", [("no-slash", "main"), ("a/b/c", "main"), ("a/b.git", "main"),
-                                                ("owner/name", "two words"), ("owner/na me", "main"),
-                                                ("owner/name", "feature/x")])
-def test_bad_settings_are_refused(repository, branch, copy: Path):
-    with pytest.raises(ValueError, match="OWNER/NAME|branch"):
+BAD_SETTINGS = [("no-slash", "main"), ("a/b/c", "main"), ("a/b.git", "main"), ("owner/name", "two words"),
+                ("owner/na me", "main"), ("owner/name", "feature/x"),
+                # a trailing newline ('$' in re.match would let it through), shell text, git's ref rules
+                ("me/fork\n", "main"), ("me/fork", "main\n"), ("owner/name", "main;id"), ("owner/name", "$(id)"),
+                ("owner/name", "`id`"), ("owner/name", "a|b"), ("owner/name", "-rf"), ("owner/name", ".hidden"),
+                ("owner/name", "a..b"), ("owner/name", "x.lock"), ("owner/name", "end."), ("owner/name", ""),
+                ("owner/name", "x" * 256), ("-owner/name", "main"), ("own--er/name", "main"), ("o" * 40 + "/n", "main"),
+                ("owner/..", "main"), ("owner/", "main"), ("/name", "main"), ('own"er/name', "main"),
+                ("owner/name\"", "main"), ("owner/n\u00e4me", "main")]
+
+
+@pytest.mark.parametrize("repository, branch", BAD_SETTINGS)
+def test_bad_settings_are_refused_before_anything_is_written(repository, branch, copy: Path):
+    before = {p: p.read_bytes() for p in copy.rglob("*") if p.is_file()}
+    with pytest.raises(ValueError, match="OWNER/NAME|branch") as err:
         R.set_repository(repository, branch, base=copy)
+    assert "nothing was changed" in str(err.value) and "\n" not in str(err.value)
+    assert {p: p.read_bytes() for p in copy.rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.parametrize("repository, branch", [("octocat/first-impressions-tutorial", "main"),
+                                                ("a/b", "v1.2"), ("Org-1/x_y.z", "release-2026_12"),
+                                                ("o" * 39 + "/" + "n" * 100, "b" * 255)])
+def test_good_settings_pass(repository, branch):
+    R.check_repository(repository, branch)
+
+
+def test_the_command_refuses_a_bad_setting_without_a_traceback(copy: Path, monkeypatch, capsys):
+    from helpers.__main__ import main
+
+    monkeypatch.setattr(R, "root", lambda: copy)
+    before = {p: p.read_bytes() for p in copy.rglob("*") if p.is_file()}
+    assert main(["set-repository", "me/fork\n"]) == 2
+    assert main(["set-repository", "me/fork", "--branch", "main;id"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and all(line.startswith("error: ValueError: ") for line in err), err
+    assert "'me/fork\\n'" in err[0] and "'main;id'" in err[1]
+    assert {p: p.read_bytes() for p in copy.rglob("*") if p.is_file()} == before
 
 
 def test_the_command_line_parses_set_repository():

@@ -740,3 +740,218 @@ def test_corrupted_cache_files_are_skipped_by_train_and_redone_by_prepare(hostil
         assert len(load_clip_cache(bad)["faces"]) == FRAMES
     assert read_manifest(out)["clips"]["good.002.mp4"]["status"] == "prepared"
     record("cache file with 64 bytes overwritten / emptied", "prepare re-run", "detected and redone (summary.redone)")
+
+
+# --------------------------------------------------------------------------- ingest, round two (issue 19)
+# Names that are not valid UTF-8, other containers, hostile pickle structures, zip bombs and
+# damaged or duplicated zip entries, set-repository text, the umask of what prepare writes.
+
+STRICT_UTF8 = {**os.environ, "PYTHONIOENCODING": "utf-8:strict"}  # as under en_US.UTF-8, not C.UTF-8
+
+
+def _not_utf8_clip(folder: Path, seed: int, name: bytes = b"caf\xe9.001.mp4") -> Path:
+    """A clip in ``folder`` whose file name is not valid UTF-8 (Python holds it with a lone surrogate).
+
+    Written under a plain name, then renamed: OpenCV's writer crashes on such a name too.
+    """
+    target = Path(os.fsdecode(os.fsencode(folder) + b"/" + name))
+    os.replace(face_clip(folder / "plain-name.mp4", seed=seed), target)
+    return target
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    """A run folder trained for one epoch on a tiny cache (for predict)."""
+    from helpers import training
+    from tests.test_training import TINY, make_cache
+
+    root = tmp_path_factory.mktemp("ingest-run")
+    training.train(make_cache(root), root / "run", epochs=1, batch_size=4, seed=0, model_kwargs=TINY)
+    return root / "run"
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_clip_name_not_utf8_is_prepared(tmp_path, workers):
+    src, out = tmp_path / "src", tmp_path / "cache"
+    face_clip(src / "good.001.mp4", seed=1)
+    odd = _not_utf8_clip(src, seed=2)
+    proc = cli("prepare", str(src), "--out", str(out), "--workers", str(workers), "--num-frames", str(FRAMES),
+               "--size", str(SIZE), env=STRICT_UTF8)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])  # was -11 (SIGSEGV in OpenCV)
+    entry = read_manifest(out)["clips"][odd.name]
+    assert entry["status"] == "prepared" and entry["error"] is None, entry
+    assert len(load_clip_cache(clip_cache_path(out, odd.name))["faces"]) == FRAMES
+    record(f"clip named b'caf\\xe9.001.mp4' (not valid UTF-8), {workers} worker(s)", "prepare (CLI)",
+           "read through an ASCII-named link: prepared")
+
+
+def test_clip_name_not_utf8_is_scored_by_predict(tmp_path, tiny_run):
+    folder = tmp_path / "mine"
+    face_clip(folder / "good.001.mp4", seed=1)
+    _not_utf8_clip(folder, seed=2)
+    for fmt in ((), ("--csv",), ("--json",)):
+        proc = cli("predict", str(folder), "--model", str(tiny_run), *fmt, env=STRICT_UTF8)
+        assert proc.returncode == 0, (fmt, proc.returncode, proc.stderr[-2000:])  # was 139, no output
+        if fmt == ("--json",):
+            [row] = [r for r in json.loads(proc.stdout) if "caf" in r["clip"]]
+            assert row["clip"] == os.fsdecode(os.fsencode(folder) + b"/caf\xe9.001.mp4") and row["status"] == "scored"
+        else:
+            row = next(line for line in proc.stdout.splitlines() if "caf" in line)
+            assert "caf\\udce9.001.mp4" in row and (fmt == () or "scored" in row), (fmt, row)
+            assert fmt != () or "8/8" in row, row
+    record("clip named b'caf\\xe9.001.mp4' (not valid UTF-8)", "predict (CLI, strict UTF-8 stdout)",
+           "scored; the name printed escaped (caf\\udce9)")
+
+
+def _bomb_pickle() -> bytes:
+    bomb: list = [0.5]
+    for _ in range(40):
+        bomb = [bomb] * 10  # its repr would hold 10**40 items
+    return pickle.dumps({t: {"good.001.mp4": bomb} for t in TRAITS}, protocol=2)
+
+
+def _deep_pickle(depth: int = 100_000) -> bytes:
+    value = b"]" * depth + b"K\x01" + b"a" * depth
+    body = b"".join(b"X" + len(t).to_bytes(4, "little") + t.encode() + b"}X\x0c\x00\x00\x00good.001.mp4" + value + b"s"
+                    for t in TRAITS)
+    return b"\x80\x02}(" + body + b"u."
+
+
+def _deep_key_pickle(depth: int = 1_000_000) -> bytes:
+    return b"\x80\x02}N" + b"\x85" * depth + b"K\x01s."
+
+
+HOSTILE_STRUCTURES = {
+    "1 KB pickle of shared references (billion laughs)": _bomb_pickle,
+    "pickle nested 100k lists deep": _deep_pickle,
+    "pickle with a dict key nested 1M tuples deep": _deep_key_pickle,
+}
+
+
+@pytest.mark.parametrize("kind", list(HOSTILE_STRUCTURES))
+def test_hostile_pickle_structures_end_in_one_line_naming_the_file(tmp_path, kind):
+    src = tmp_path / "src"
+    face_clip(src / "good.001.mp4", seed=1)
+    bad = tmp_path / "annotation_training.pkl"
+    bad.write_bytes(HOSTILE_STRUCTURES[kind]())
+    for args in (("labels", str(bad)),
+                 ("prepare", str(src), "--out", str(tmp_path / "cache"), "--workers", "1", "--labels", str(bad))):
+        start = time.monotonic()
+        proc = cli(*args, timeout=120)
+        seconds = time.monotonic() - start
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, (args[0], proc.returncode, proc.stderr[-2000:])
+        last = proc.stderr.strip().splitlines()[-1]
+        assert last.startswith("error: AnnotationFileError") and str(bad) in last and len(last) < 1000, last
+        assert seconds < 60, seconds  # start-up included; the refusal itself is well under a second
+    assert not (tmp_path / "cache" / "manifest.json").exists()
+    record(kind, "labels and prepare --labels (CLI)", "AnnotationFileError naming the file, bounded time and memory")
+
+
+def _zeros_entry(zf: zipfile.ZipFile, name: str, size: int) -> None:
+    info = zipfile.ZipInfo(name)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    with zf.open(info, "w") as out:
+        chunk = bytes(1 << 20)
+        for _ in range(size >> 20):
+            out.write(chunk)
+
+
+def test_zip_bomb_entry_is_skipped_and_the_rest_prepared(tmp_path):
+    src, out = tmp_path / "src", tmp_path / "cache"
+    src.mkdir()
+    archive = src / "train-1.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("training80_01/good.001.mp4", face_clip(tmp_path / "c.mp4", seed=1).read_bytes())
+        _zeros_entry(zf, "training80_01/zeros.001.mp4", 1 << 30)
+    assert archive.stat().st_size < 1.2e6  # 1 GiB of zeros in a 1.1 MB zip
+    summary = prepare(src, out, num_frames=FRAMES, size=SIZE, workers=1, progress=False)
+    manifest = read_manifest(out)
+    assert summary["done"] == 1 and manifest["clips"]["good.001.mp4"]["status"] == "prepared"
+    [skip] = manifest["archives"]["skipped"]
+    assert skip["archive"] == str(archive) and skip["entry"] == "training80_01/zeros.001.mp4"
+    assert "times its compressed size" in skip["reason"]
+    assert not [p for p in tmp_path.rglob("*zeros*")]  # nothing kept of it, not even a part file
+    assert sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) < 10 << 20
+    record("zip entry of 1 GiB of zeros in a 1.1 MB zip", "prepare",
+           "entry skipped (archives.skipped names archive, entry, why); nothing kept; the rest prepared")
+
+
+def test_damaged_and_duplicated_zip_entries_are_counted_and_the_rest_prepared(tmp_path):
+    import warnings
+
+    src, out = tmp_path / "src", tmp_path / "cache"
+    src.mkdir()
+    archive = src / "train-1.zip"
+    clip = face_clip(tmp_path / "c.mp4", seed=1).read_bytes()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns "Duplicate name"
+        with zipfile.ZipFile(archive, "w") as zf:
+            for name, data in [("t/good.001.mp4", clip), ("t/crc.001.mp4", clip + b"CRC"),
+                               ("t/twice.001.mp4", clip), ("t/twice.001.mp4", clip + b"other")]:
+                zf.writestr(name, data)
+    data = bytearray(archive.read_bytes())
+    at = data.index(b"t/crc.001.mp4") + len("t/crc.001.mp4") + 100  # inside that stored entry's bytes
+    data[at] ^= 0xFF
+    archive.write_bytes(bytes(data))
+    summary = prepare(src, out, num_frames=FRAMES, size=SIZE, workers=1, progress=False)
+    manifest = read_manifest(out)
+    assert set(manifest["clips"]) == {"good.001.mp4"} and summary["done"] == 1
+    reasons = {d["entry"]: d["reason"] for d in manifest["archives"]["skipped"]}
+    assert set(reasons) == {"t/crc.001.mp4", "t/twice.001.mp4"}
+    assert "CRC" in reasons["t/crc.001.mp4"] and "different contents" in reasons["t/twice.001.mp4"]
+    record("zip entry with a CRC error; a name listed twice with different contents", "prepare",
+           "each a skipped entry in archives.skipped; the rest extracted and prepared")
+
+
+CONTAINERS = {"a.001.mov": "mp4v", "b.001.mkv": "mp4v", "c.001.webm": "VP80", "d.001.avi": "MJPG", "e.001.MP4": "mp4v"}
+
+
+def test_other_containers_are_listed_prepared_and_scored(tmp_path, tiny_run):
+    src, out = tmp_path / "src", tmp_path / "cache"
+    for name, fourcc in CONTAINERS.items():
+        face_clip(src / name, seed=len(name), fourcc=fourcc)
+    summary = prepare(src, out, num_frames=FRAMES, size=SIZE, workers=1, progress=False)
+    manifest = read_manifest(out)
+    assert summary["clips"] == summary["prepared"] == len(CONTAINERS)
+    assert {n: e["status"] for n, e in manifest["clips"].items()} == {n: "prepared" for n in CONTAINERS}
+    proc = cli("predict", str(src), "--model", str(tiny_run), "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = json.loads(proc.stdout)
+    assert sorted(Path(r["clip"]).name for r in rows) == sorted(CONTAINERS)
+    assert all(r["status"] == "scored" for r in rows), rows
+    record(".mov, .mkv, .webm, .avi and .MP4 clips in a folder", "prepare and predict (CLI)",
+           "listed, counted and prepared; every one scored")
+
+
+@pytest.mark.parametrize("repository, branch", [("me/fork\n", "main"), ("me/fork", "main;id"),
+                                                ("me/fork", "$(touch x)")])
+def test_set_repository_refuses_text_that_would_break_the_files(tmp_path, monkeypatch, capsys, repository, branch):
+    from helpers import repository as R
+    from helpers.__main__ import main
+
+    copy = tmp_path / "repo"
+    (copy / "helpers").mkdir(parents=True)
+    shutil.copy2(REPO / "helpers" / "repository.py", copy / "helpers" / "repository.py")
+    shutil.copy2(REPO / "README.md", copy / "README.md")
+    shutil.copytree(REPO / "notebooks", copy / "notebooks")
+    before = {p: p.read_bytes() for p in copy.rglob("*") if p.is_file()}
+    monkeypatch.setattr(R, "root", lambda: copy)
+    assert main(["set-repository", repository, "--branch", branch]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ValueError") and "nothing was changed" in err[0], err
+    assert {p: p.read_bytes() for p in copy.rglob("*") if p.is_file()} == before
+    record(f"set-repository {repository!r} --branch {branch!r}", "set-repository (CLI)",
+           "refused before anything is written, naming the value")
+
+
+def test_files_prepare_writes_follow_the_umask(tmp_path):
+    src, out = tmp_path / "src", tmp_path / "cache"
+    face_clip(src / "good.001.mp4", seed=1)
+    old = os.umask(0o022)
+    try:
+        prepare(src, out, num_frames=FRAMES, size=SIZE, workers=1, progress=False)
+    finally:
+        os.umask(old)
+    modes = {p.relative_to(out).as_posix(): oct(p.stat().st_mode & 0o777) for p in out.rglob("*") if p.is_file()}
+    assert modes and set(modes.values()) == {"0o644"}, modes  # mkstemp alone gave 0o600
+    record("prepare under umask 022", "prepare", "cache files and manifest 0644 (shareable), not 0600")

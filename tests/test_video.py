@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -277,3 +278,65 @@ def test_non_ascii_path_with_spaces(tmp_path):
     assert read_video_info(path).frame_count == 8
     frames, idx, _ = read_uniform_frames(path, 4)
     assert len(idx) == 4
+
+
+# --------------------------------------------------------------------------- names that are not valid UTF-8
+
+
+def non_utf8_copy(clip: Path, folder: Path, name: bytes = b"caf\xe9.001.mp4") -> Path:
+    """``clip`` copied to a file whose name is not valid UTF-8 (Python holds it with a lone surrogate)."""
+    target = Path(os.fsdecode(os.fsencode(folder) + b"/" + name))
+    target.write_bytes(clip.read_bytes())
+    return target
+
+
+def test_shown_escapes_only_what_cannot_be_printed():
+    assert video.shown(Path("/a/Zoë clip.001.mp4")) == "/a/Zoë clip.001.mp4"
+    escaped = video.shown(os.fsdecode(b"/a/caf\xe9.001.mp4"))
+    assert escaped == "/a/caf\\udce9.001.mp4"
+    escaped.encode("utf-8")  # printable anywhere
+
+
+def test_a_name_that_is_not_utf8_is_read_through_a_link(tmp_path, monkeypatch):
+    clip = write_clip(tmp_path / "plain.mp4", 20)
+    odd_dir = Path(os.fsdecode(os.fsencode(tmp_path) + b"/d\xff"))
+    odd_dir.mkdir()
+    odd = non_utf8_copy(clip, odd_dir)
+    monkeypatch.setattr(video.tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    links: list[bytes] = []
+    real_symlink = os.symlink
+    monkeypatch.setattr(video.os, "symlink", lambda src, dst: (links.append(dst), real_symlink(src, dst)))
+    with pytest.raises(UnicodeEncodeError):
+        str(odd).encode("utf-8")  # the string OpenCV must never see
+    frames, indices, info = read_uniform_frames(odd, 5)
+    want, want_indices, want_info = read_uniform_frames(clip, 5)
+    np.testing.assert_array_equal(frames, want)
+    np.testing.assert_array_equal(indices, want_indices)
+    assert info.frame_count == want_info.frame_count and info.path == odd
+    assert links and all(os.fsdecode(link).isascii() and os.fsdecode(link).startswith(str(tmp_path / "tmp"))
+                         for link in links)
+    assert list((tmp_path / "tmp").iterdir()) == []  # the link and its folder are gone
+
+
+def test_a_name_that_is_not_utf8_and_cannot_be_linked_is_named_printably(tmp_path, monkeypatch):
+    odd = non_utf8_copy(write_clip(tmp_path / "plain.mp4", 5), tmp_path)
+
+    def no_links(*args, **kwargs):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(video.os, "symlink", no_links)
+    with pytest.raises(VideoReadError) as err:
+        open_video(odd)
+    message = str(err.value)
+    message.encode("utf-8")
+    assert "caf\\udce9.001.mp4" in message and "not valid UTF-8" in message and "rename it" in message
+
+
+def test_errors_about_a_name_that_is_not_utf8_can_be_printed(tmp_path):
+    odd = Path(os.fsdecode(os.fsencode(tmp_path) + b"/caf\xe9.001.mp4"))
+    odd.write_bytes(b"")
+    with pytest.raises(VideoReadError) as err:
+        open_video(odd)
+    str(err.value).encode("utf-8")
+    assert "caf\\udce9.001.mp4" in str(err.value) and "empty" in str(err.value)
