@@ -510,6 +510,25 @@ def apply_recalibration(y_pred: Any, slope: Any, intercept: Any, clip: bool = Tr
     return np.clip(out, 0.0, 1.0) if clip else out
 
 
+def reliability_bins(y_true: Any, y_pred: Any, bins: int = 5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per trait: clips sorted by prediction and cut into ``bins`` groups of (nearly) equal size.
+
+    Returns ``(mean_prediction, mean_label, clips)``, each ``[bins, n_traits]``: a calibrated
+    model has mean label = mean prediction in every bin. Equal-count bins rather than
+    equal-width ones, because shrunk predictions crowd a narrow range. Fewer clips than
+    ``bins`` give one bin per clip.
+    """
+    t, p = _pair(y_true, y_pred)
+    if bins < 1:
+        raise ValueError(f"bins must be >= 1, got {bins}")
+    k = min(int(bins), len(t))
+    mean_p, mean_t, n = (np.zeros((k, t.shape[1])) for _ in range(3))
+    for j in range(t.shape[1]):
+        for b, rows in enumerate(np.array_split(np.argsort(p[:, j], kind="stable"), k)):
+            mean_p[b, j], mean_t[b, j], n[b, j] = p[rows, j].mean(), t[rows, j].mean(), len(rows)
+    return mean_p, mean_t, n
+
+
 # ----------------------------------------------------------------------------- text
 
 
