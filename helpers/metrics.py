@@ -562,5 +562,6 @@ def format_score_report(rep: dict[str, Any], title: str | None = None) -> str:
         lines.append(f"{label:<24}{_ci_text(base['mean_accuracy'], 4)};  model - baseline "
                      f"{_ci_text(gain, 4)}, model higher in {gain['share_a_better']:.0%} of resamples")
     lines.append(f"{rep['n_clips']} clips from {rep['n_videos']} videos; {rep['level']:.0%} intervals from "
-                 f"{rep['resamples']} resamples of the videos (seed {rep['seed']}); R^2 around the {rep['r2_reference']}")
+                 f"{rep['resamples']} resamples of the videos (seed {rep['seed']}); "
+                 f"R^2 around the {rep['r2_reference']}")
     return "\n".join(lines)

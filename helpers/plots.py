@@ -269,7 +269,8 @@ def reliability_plot(y_true: np.ndarray, y_pred: np.ndarray, bins: int = 5, trai
     """Calibration per trait: mean label against mean prediction in ``bins`` equal-count bins.
 
     One panel per trait; the diagonal is a calibrated model; a line steeper than it, over a
-    narrow range of predictions, shows predictions shrunk toward the mean (labels vary more). ``recalibrated`` (predictions after ``metrics.apply_recalibration``) adds a
+    narrow range of predictions, shows predictions shrunk toward the mean (labels vary more).
+    ``recalibrated`` (predictions after ``metrics.apply_recalibration``) adds a
     second line per panel. Bins from ``helpers.metrics.reliability_bins``.
     """
     from helpers.metrics import reliability_bins

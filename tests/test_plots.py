@@ -57,8 +57,8 @@ def test_interval_plot_one_dot_per_trait_and_report():
     assert labels == list(TRAITS) + ["mean (score)"]
     dots = [line for line in ax.lines if line.get_marker() == "o"]
     assert len(dots) == 3 and all(len(d.get_xdata()) == 6 for d in dots)
-    np.testing.assert_allclose(np.asarray(dots[0].get_xdata(), dtype=float)[:5], [reps["seed 0"]["traits"][t]["accuracy"]["estimate"]
-                                                          for t in TRAITS])
+    drawn = np.asarray(dots[0].get_xdata(), dtype=float)[:5]
+    np.testing.assert_allclose(drawn, [reps["seed 0"]["traits"][t]["accuracy"]["estimate"] for t in TRAITS])
     assert "intervals" in ax.get_title()
     plt.close(fig)
     # r of constant predictions is undefined: those dots are left out, not drawn at 0
