@@ -532,7 +532,7 @@ def reliability_bins(y_true: Any, y_pred: Any, bins: int = 5) -> tuple[np.ndarra
 # ----------------------------------------------------------------------------- text
 
 
-def _ci_text(cell: dict[str, float | None], digits: int = 3) -> str:
+def interval_text(cell: dict[str, float | None], digits: int = 3) -> str:
     """``0.912 [0.905, 0.919]``; ``n/a`` when undefined."""
     if cell.get("estimate") is None:
         return "n/a"
@@ -548,19 +548,19 @@ SHOWN = (("accuracy", "accuracy (1-MAE)"), ("pearson_r", "r"), ("ccc", "CCC"), (
 def format_score_report(rep: dict[str, Any], title: str | None = None) -> str:
     """A ``score_report`` dict as text: per trait accuracy, r, CCC and R^2 as ``estimate [low, high]``,
     then the mean accuracy beside the baselines with the model's paired gain over each."""
-    width = 22
+    width = 23
     lines = [title] if title else []
     head = f"{'trait':<18}" + "".join(f"{h:>{width}}" for _, h in SHOWN)
     lines += [head, "-" * len(head)]
     for name, row in rep["traits"].items():
-        lines.append(f"{name:<18}" + "".join(f"{_ci_text(row[m]):>{width}}" for m, _ in SHOWN))
+        lines.append(f"{name:<18}" + "".join(f"{interval_text(row[m]):>{width}}" for m, _ in SHOWN))
     lines.append("-" * len(head))
-    lines.append(f"{'mean accuracy':<18}{_ci_text(rep['mean_accuracy'], 4):>{width}}")
+    lines.append(f"{'mean accuracy':<18}{interval_text(rep['mean_accuracy'], 4):>{width}}")
     for name, base in rep.get("baselines", {}).items():
         label = name.replace("_", "-") + " baseline"
         gain = base["gain"]
-        lines.append(f"{label:<24}{_ci_text(base['mean_accuracy'], 4)};  model - baseline "
-                     f"{_ci_text(gain, 4)}, model higher in {gain['share_a_better']:.0%} of resamples")
+        lines.append(f"{label:<24}{interval_text(base['mean_accuracy'], 4)};  model - baseline "
+                     f"{interval_text(gain, 4)}, model higher in {gain['share_a_better']:.0%} of resamples")
     lines.append(f"{rep['n_clips']} clips from {rep['n_videos']} videos; {rep['level']:.0%} intervals from "
                  f"{rep['resamples']} resamples of the videos (seed {rep['seed']}); "
                  f"R^2 around the {rep['r2_reference']}")
