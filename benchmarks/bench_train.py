@@ -268,23 +268,21 @@ def _fmt_gb(mb: float) -> str:
 def _print_intervals(runs: dict[str, list[dict[str, Any]]], M) -> None:
     """Per model and seed: test scores with 95 % intervals that resample videos, calibration,
     the recalibrated score; then light against per-frame, paired on the same test clips."""
-    from helpers.dataset import video_id
-
     for model, label in (("light", "light"), ("per_frame", "per-frame")):
         for r in runs[model]:
             print(M.format_score_report(r["scores"], title=f"{label}, seed {r['seed']}: test split"))
             cal = r["calibration"]["test"]
             print("  calibration on test (SD of predictions / SD of labels; slope of labels on predictions): "
                   + ", ".join(f"{t[:5]} {_opt(c['sd_ratio'])}/{_opt(c['slope'])}" for t, c in cal.items()))
-            print(f"  recalibrated on validation, test mean accuracy {M.interval_text(r['recalibrated']['mean_accuracy'], 4)}"
-                  f" (raw {M.interval_text(r['scores']['mean_accuracy'], 4)})")
+            recal, raw = (M.interval_text(r[k]["mean_accuracy"], 4) for k in ("recalibrated", "scores"))
+            print(f"  recalibrated on validation, test mean accuracy {recal} (raw {raw})")
             print()
     for a, b in zip(runs["light"], runs["per_frame"]):
         pa, pb = a["test_predictions"], b["test_predictions"]
         if pa["names"] != pb["names"]:
             print(f"seed {a['seed']}: the two models' test clips differ; no paired comparison")
             continue
-        c = M.compare(pa["y_true"], pa["y_pred"], pb["y_pred"], [video_id(n) for n in pa["names"]], metric="mae")
+        c = M.compare_runs(pa, pb, metric="mae")
         ex, mean = c["traits"]["extraversion"], c["mean"]
         print(f"light - per-frame, seed {a['seed']}, test MAE paired over {c['n_videos']} videos: "
               f"extraversion {ex['difference']:+.4f} [{ex['low']:+.4f}, {ex['high']:+.4f}] (light better in "

@@ -29,7 +29,7 @@ Every function here is a small pure numpy function. Arrays of scores have shape
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -460,6 +460,53 @@ def compare(y_true: Any, pred_a: Any, pred_b: Any, video_ids: Sequence[Any], *, 
             "traits": {name: row(pa[metric][i], ba[metric][:, i], pb[metric][i], bb[metric][:, i])
                        for i, name in enumerate(traits)},
             "mean": row(pa[metric].mean(), ba[metric].mean(axis=1), pb[metric].mean(), bb[metric].mean(axis=1))}
+
+
+def compare_runs(a: Mapping[str, Any], b: Mapping[str, Any], *, metric: str = "mae", **kwargs: Any) -> dict[str, Any]:
+    """``compare`` of two runs' predictions, matched by clip name.
+
+    ``a`` and ``b`` hold ``"names"``, ``"y_true"`` and ``"y_pred"`` (as
+    ``helpers.training.evaluate`` returns them). Only the clips both hold are compared
+    (``n_only_a``, ``n_only_b`` say how many were left out); video ids come from the clip
+    names (``helpers.dataset.video_id``). ``kwargs`` go to ``compare``. Refuses runs that
+    share no clip, or give one clip two different labels (not the same dataset).
+    """
+    from helpers.dataset import video_id
+
+    rows_b = {name: i for i, name in enumerate(b["names"])}
+    common = [(i, rows_b[name]) for i, name in enumerate(a["names"]) if name in rows_b]
+    if not common:
+        raise ValueError("the two runs share no test clip: a paired comparison needs the same clips "
+                         "(train both with the same --split-scheme and --split-seed)")
+    ia, ib = (np.array(ix) for ix in zip(*common))
+    ta, tb = _as_2d(a["y_true"], "a's y_true")[ia], _as_2d(b["y_true"], "b's y_true")[ib]
+    if not np.allclose(ta, tb):
+        raise ValueError("the two runs label the same clips differently: were they scored on the same dataset?")
+    names = [a["names"][i] for i in ia]
+    rep = compare(ta, _as_2d(a["y_pred"], "a's y_pred")[ia], _as_2d(b["y_pred"], "b's y_pred")[ib],
+                  [video_id(n) for n in names], metric=metric, **kwargs)
+    rep.update(n_only_a=len(a["names"]) - len(common), n_only_b=len(b["names"]) - len(common))
+    return rep
+
+
+def format_comparison(rep: dict[str, Any], names: tuple[str, str] = ("A", "B")) -> str:
+    """A ``compare`` dict as text: per trait and mean, A, B, A - B [low, high], the share where A is better."""
+    a, b = names
+    metric = rep["metric"]
+    wa, wb, wd, ws = max(9, len(a) + 2), max(9, len(b) + 2), max(12, len(a) + len(b) + 5), max(16, len(a) + 12)
+    head = f"{'trait':<18}{a:>{wa}}{b:>{wb}}{a + ' - ' + b:>{wd}}  {'interval':<20}{a + ' better in':>{ws}}"
+    lines = [f"{metric}: {a} against {b}, paired on the same {rep['n_clips']} clips", head, "-" * len(head)]
+    for name, row in [*rep["traits"].items(), ("mean", rep["mean"])]:
+        if row["difference"] is None:
+            lines.append(f"{name:<18}{'n/a':>{wa}}")
+            continue
+        interval = "" if row["low"] is None else f"[{row['low']:+.4f}, {row['high']:+.4f}]"
+        lines.append(f"{name:<18}{row['a']:{wa}.4f}{row['b']:{wb}.4f}{row['difference']:+{wd}.4f}  {interval:<20}"
+                     f"{row['share_a_better']:>{ws}.0%}")
+    better = "lower" if metric in LOWER_IS_BETTER else "higher"
+    lines.append(f"{rep['level']:.0%} intervals from {rep['resamples']} resamples of {rep['n_videos']} videos; "
+                 f"{better} {metric} is better")
+    return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------- calibration

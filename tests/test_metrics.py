@@ -341,3 +341,23 @@ def test_recalibration_clips_to_the_label_range_and_handles_constant_predictions
     np.testing.assert_allclose(out, [[1.0, 0.0]])
     with pytest.raises(ValueError, match="one per trait"):
         M.apply_recalibration(p, [1.0], [0.0, 0.0])
+
+
+def test_compare_runs_matches_clips_by_name_and_refuses_other_datasets():
+    names = [f"vid{i // 3:08d}.{i % 3:03d}.mp4" for i in range(60)]
+    good = RNG_LABELS + 0.02
+    a = {"names": names, "y_true": RNG_LABELS, "y_pred": good}
+    order = np.arange(60)[::-1]  # b lists its clips in another order, and misses two
+    keep = order[2:]
+    b = {"names": [names[i] for i in keep], "y_true": RNG_LABELS[keep], "y_pred": (RNG_LABELS + 0.1)[keep]}
+    rep = M.compare_runs(a, b, resamples=200)
+    assert rep["n_clips"] == 58 and rep["n_only_a"] == 2 and rep["n_only_b"] == 0
+    assert rep["n_videos"] == 20
+    assert rep["mean"]["difference"] == pytest.approx(0.02 - 0.1)
+    assert rep["mean"]["share_a_better"] == 1.0
+    text = M.format_comparison(rep, ("light", "per-frame"))
+    assert "light - per-frame" in text and "paired on the same 58 clips" in text and "lower mae is better" in text
+    with pytest.raises(ValueError, match="share no test clip"):
+        M.compare_runs(a, {"names": ["other00000.000.mp4"], "y_true": RNG_LABELS[:1], "y_pred": good[:1]})
+    with pytest.raises(ValueError, match="differently"):
+        M.compare_runs(a, {**a, "y_true": RNG_LABELS + 0.5})
