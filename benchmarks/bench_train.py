@@ -124,12 +124,13 @@ def _child_train(cfg: dict[str, Any]) -> dict[str, Any]:
                     seed=cfg["seed"], split_scheme=cfg["split_scheme"], split_seed=cfg["split_seed"],
                     **({"batch_size": cfg["batch_size"]} if cfg.get("batch_size") else {}))
     seconds, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
+    peak = _vmhwm_mb()  # before scoring, which loads the run's model a second time
     scores = _scores(Path(cfg["cache"]), Path(cfg["out"]))
     keep = ("model", "mean_accuracy", "mean_mae", "baseline_mean_accuracy", "baseline_mean_mae", "mae_ratio",
             "same_video_baseline_mean_accuracy", "split_scheme", "split_seed", "seed",
             "per_trait", "epochs_run", "best_epoch", "params", "train_seconds", "n_clips", "batch_size", "epochs")
     return {**{k: metrics[k] for k in keep}, "seconds": round(seconds, 1), "cpu_seconds": round(cpu, 1),
-            "self_peak_mb": round(_vmhwm_mb(), 1), **scores}
+            "self_peak_mb": round(peak, 1), **scores}
 
 
 def _scores(cache: Path, run: Path) -> dict[str, Any]:
