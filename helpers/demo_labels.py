@@ -1,7 +1,7 @@
 """The demo dataset's label model: people, their clips, the official splits and the labels.
 
 The real First Impressions labels are mostly a property of the person: 65-80 % of each
-trait's variance lies between videos (one video = one person), the traits correlate
+trait's variance lies between videos (a video shows one person), the traits correlate
 strongly (pairwise r 0.58-0.80), and the official splits share people (84 % of the test
 clips come from a video with clips in training). This module draws demo labels with the
 same structure, so that the demo can show what that means (``helpers.labels``), while

@@ -7,7 +7,9 @@ trait's variance lies between videos), so predicting a test clip as the mean of 
 same video's training clips* already beats the train-mean baseline by far (0.9049 against
 0.8814 mean accuracy on the real test split). This module measures all of that from the
 annotation files alone, and offers a second way to split, by video, that keeps every
-person on one side.
+video on one side. On the demo a video is a person; the real clips come from 2,764 users
+over 3,060 video ids, so a few people with several videos may still be on two sides (at
+most 296 validation and test videos: data/README.md).
 
 Annotations come as ``dataset.load_annotations`` returns them, one dict per split:
 ``{split: {trait: {clip name: score}}}`` with split in ``"train"``, ``"validation"``,
@@ -172,7 +174,7 @@ def within_video_variance(annotations: Annotations) -> dict[str, float | None]:
 def between_video_share(annotations: Annotations) -> dict[str, float | None]:
     """Per trait: ``1 - within_video_variance / (population variance over all clips)``.
 
-    The share of a trait's variance that lies between videos (people); pass all clips
+    The share of a trait's variance that lies between videos (a video shows one person); pass all clips
     (``merge_splits``). None when no video has two clips or the trait is constant.
     The population variance of a video's few clips underestimates its spread (by the factor
     ``(k - 1) / k`` for ``k`` clips), so labels with no person effect at all read above 0

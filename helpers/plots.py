@@ -262,3 +262,72 @@ def factor_probe_table(probe: Mapping[str, Mapping[str, float]], factor_names: M
     ax.set_ylabel("predicted trait")
     fig.tight_layout()
     return fig
+
+
+def reliability_plot(y_true: np.ndarray, y_pred: np.ndarray, bins: int = 5, traits: Sequence[str] = TRAITS,
+                     recalibrated: np.ndarray | None = None, width: float = 15.0) -> plt.Figure:
+    """Calibration per trait: mean label against mean prediction in ``bins`` equal-count bins.
+
+    One panel per trait; the diagonal is a calibrated model; a line steeper than it, over a
+    narrow range of predictions, shows predictions shrunk toward the mean (labels vary more).
+    ``recalibrated`` (predictions after ``metrics.apply_recalibration``) adds a
+    second line per panel. Bins from ``helpers.metrics.reliability_bins``.
+    """
+    from helpers.metrics import reliability_bins
+
+    sets = {"predictions": y_pred} if recalibrated is None else {"raw": y_pred, "recalibrated": recalibrated}
+    binned = {name: reliability_bins(y_true, p, bins) for name, p in sets.items()}
+    fig, axes = plt.subplots(1, len(traits), figsize=(width, width / len(traits) + 0.9), squeeze=False)
+    for k, (ax, name) in enumerate(zip(axes[0], traits)):
+        ax.plot([0, 1], [0, 1], color="k", lw=0.8, ls="--", label="calibrated")
+        for (label, (mp, mt, _)), style in zip(binned.items(), ("o-", "s-")):
+            ax.plot(mp[:, k], mt[:, k], style, ms=5, label=label)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_aspect("equal")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("mean prediction")
+    axes[0, 0].set_ylabel("mean label")
+    axes[0, -1].legend(fontsize=8, loc="lower right")
+    n = len(np.asarray(y_true))
+    fig.suptitle(f"Reliability: mean label against mean prediction, {bins} equal-count bins of {n} clips per trait "
+                 "(dashed diagonal = calibrated)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def interval_plot(reports: Mapping[str, Mapping], metric: str = "accuracy", width: float = 8.0) -> plt.Figure:
+    """Estimates with their intervals, one row per trait, one dot and bar per report.
+
+    ``reports`` maps a label (a run, a seed) to a ``helpers.metrics.score_report`` dict;
+    ``metric`` is one of its per-trait metrics. With ``metric="accuracy"`` a last row
+    shows the mean accuracy (the challenge score). Undefined estimates are left out.
+    """
+    first = next(iter(reports.values()))
+    rows = list(first["traits"])
+    extra = metric == "accuracy"
+    labels = rows + (["mean (score)"] if extra else [])
+    fig, ax = plt.subplots(figsize=(width, 0.45 * len(labels) * max(1, len(reports)) ** 0.5 + 1.4))
+    step = 0.6 / max(1, len(reports))
+    for i, (name, rep) in enumerate(reports.items()):
+        cells = [rep["traits"][t][metric] for t in rows] + ([rep["mean_accuracy"]] if extra else [])
+        ys, xs, lo, hi = [], [], [], []
+        for y, cell in enumerate(cells):
+            if cell.get("estimate") is None:
+                continue
+            ys.append(y + (i - (len(reports) - 1) / 2) * step)
+            xs.append(cell["estimate"])
+            lo.append(cell["estimate"] - (cell["low"] if cell["low"] is not None else cell["estimate"]))
+            hi.append((cell["high"] if cell["high"] is not None else cell["estimate"]) - cell["estimate"])
+        ax.errorbar(xs, ys, xerr=[lo, hi], fmt="o", ms=5, capsize=3, label=name)
+    ax.set_yticks(range(len(labels)), labels, fontsize=9)
+    ax.invert_yaxis()
+    ax.set_xlabel(metric)
+    level = first.get("level", 0.95)
+    ax.set_title(f"{metric} per trait with {level:.0%} intervals that resample videos "
+                 f"({first['n_clips']} clips, {first['n_videos']} videos)", fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
+    if len(reports) > 1:
+        ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    return fig
