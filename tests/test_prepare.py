@@ -146,7 +146,7 @@ def test_prepare_end_to_end(dataset, tmp_path):
                                     "clips_without_label", "reused", "redone")} == {
         "clips": 7, "prepared": 4, "no_face": 1, "unreadable": 2, "labels_without_clip": 1,
         "clips_without_label": 1, "reused": 0, "redone": 0}
-    assert summary["splits"]["train"] == {"clips": 6, "prepared": 3, "no_face": 1, "unreadable": 2,
+    assert summary["splits"]["train"] == {"clips": 6, "prepared": 3, "no_face": 1, "unreadable": 2, "skipped": 0,
                                           "labels_without_clip": 1, "clips_without_label": 1}
     assert summary["splits"]["validation"]["prepared"] == 1 and summary["splits"]["test"]["clips"] == 0
     assert manifest["labels_without_clip"] == ["gone.001.mp4"]
