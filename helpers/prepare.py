@@ -584,9 +584,18 @@ class _Run:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(self.assembly.clips), desc="prepare", unit="clip", disable=not progress)
-        bar.update(len(self.entries))
+        try:  # the bar ends before any error is printed
+            bar.update(len(self.entries))
+            _remove_partial_files(self.cache_dir)
+            self.write(complete=False)
+            self._collect(bar)
+        finally:
+            bar.close()
         _remove_partial_files(self.cache_dir)
-        self.write(complete=False)
+        return self.write(complete=True)
+
+    def _collect(self, bar) -> None:
+        """Take the clips' results as they finish; an interruption keeps what finished in the manifest."""
         last_write = time.monotonic()
         results = _results(self.plan.tasks, self.workers)
         try:
@@ -598,12 +607,8 @@ class _Run:
                     last_write = time.monotonic()
         except BaseException:
             results.close()  # ends the pool now, not when the generator is collected
-            bar.close()
             self._keep_what_finished()
             raise
-        bar.close()
-        _remove_partial_files(self.cache_dir)
-        return self.write(complete=True)
 
     def _keep_what_finished(self) -> None:
         """Write the manifest of an interrupted run (a re-run does the rest); a failing write adds nothing."""
