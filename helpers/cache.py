@@ -113,8 +113,8 @@ def _written(path: Path, write) -> None:
     try:
         write()
     except OSError as exc:
-        what = ("the disk is full: free some space" if exc.errno == errno.ENOSPC
-                else "check that the folder is writable")
+        what = ("the disk is full: free some space" if exc.errno in (errno.ENOSPC, errno.EDQUOT)
+                else "check that the folder is writable and has room")
         raise CacheWriteError(f"cannot write {path} ({exc.strerror or exc}): {what}, then re-run prepare "
                               "(the clips already in the cache are kept)") from exc
 

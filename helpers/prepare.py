@@ -447,7 +447,7 @@ def prepare(source: Path, cache_dir: Path, num_frames: int = 32, size: int = 48,
     no frame has a usable face (its file is still written), else "prepared"; "skipped" (with
     the reason) when its name is not ``<video id>.<NNN>.<ext>`` (``helpers.dataset.is_clip_name``,
     the rule train needs) or another clip takes the same cache file (``x.001.mp4`` beside
-    ``x.001.MP4``: the labelled one, else the first name, is prepared). The manifest
+    ``x.001.MP4``: the labelled one, else the lower-case one, is prepared). The manifest
     (see ``helpers.cache``) is written atomically at the start, every
     ``MANIFEST_EVERY_S`` seconds and at the end (``complete`` true).
 
@@ -512,14 +512,19 @@ def _assembled(source: Path, cache_dir: Path, labels: list[Path] | None, progres
 def skipped_clips(assembly: Assembly, cache_dir: Path) -> dict[str, str]:
     """Clip name -> why it is skipped: a name outside ``is_clip_name``, or a cache file another clip takes.
 
-    Of clips sharing a cache file (``x.001.mp4``, ``x.001.MP4``), a labelled one is kept, else the
-    first name; each other one is skipped with a reason naming both files.
+    Of clips sharing a cache file (``x.001.mp4``, ``x.001.MP4``), a labelled one is kept, else one
+    with a lower-case suffix (the dataset's own spelling), else the first name; each other one is
+    skipped with a reason naming both files.
     """
     skipped = {name: f"{clip.path}: the name is not {CLIP_NAME_PATTERN}, so its video (person) is unknown and "
                      "train could not use it; rename it and re-run prepare"
                for name, clip in assembly.clips.items() if not is_clip_name(name)}
     kept: dict[Path, str] = {}
-    for name in sorted(set(assembly.clips) - set(skipped), key=lambda n: (assembly.clips[n].labels is None, n)):
+    def preference(name: str) -> tuple:
+        suffix = Path(name).suffix
+        return assembly.clips[name].labels is None, suffix != suffix.lower(), name
+
+    for name in sorted(set(assembly.clips) - set(skipped), key=preference):
         first = kept.setdefault(clip_cache_path(cache_dir, name), name)
         if first != name:
             skipped[name] = (f"{assembly.clips[name].path} and {assembly.clips[first].path} would share the cache "
