@@ -17,6 +17,7 @@ Layout (the real one's, see ``data/README.md``)::
     DIR/annotation_validation.pkl
     DIR/annotation_test.pkl
     DIR/demo_factors.json                              the ground truth; training never reads it
+    DIR/dataset.json                                   {"kind": "demo", ...} (helpers.dataset.dataset_kind)
 
 Clips are named ``<11-character video id>.<NNN>.mp4``; one video id is one person, with 1-6
 clips (numbers ``.000``-``.005``). Splits are 60/20/20 like the real 6000/2000/2000 and, as
