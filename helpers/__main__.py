@@ -63,6 +63,9 @@ def prepare_summary_text(summary: dict[str, Any]) -> str:
     cache = _shown(summary["cache"])
     notes = [f"{summary['done']} of {summary['clips']} clips in the cache {cache} ({summary['reused']} kept from "
              f"an earlier run), {summary['seconds']:.0f} s with {summary['workers']} worker(s)"]
+    if summary.get("skipped"):
+        notes.append(f"{summary['skipped']} clips skipped: named outside <video id>.<NNN>.<ext>, or sharing a cache "
+                     "file with another clip (manifest.json: each one's error says which)")
     if summary["labels_without_clip"]:
         notes.append(f"{summary['labels_without_clip']} labelled clips were not found (listed in manifest.json)")
     if summary["split_conflicts"]:

@@ -20,6 +20,7 @@ split scheme, ``train --split-scheme by-video``).
 from __future__ import annotations
 
 import io
+import json
 import math
 import os
 import pickle
@@ -54,6 +55,44 @@ class DuplicateClipError(DatasetError):
 
 class AnnotationFileError(DatasetError):
     """An annotation file that is unreadable, of the wrong shape, or refers to code."""
+
+
+# --------------------------------------------------------------------------- the dataset's kind and its clip names
+# Shared by prepare (which checks names where they enter) and train (which needs video ids).
+
+#: A dataset folder's description, written by whatever made the dataset (``helpers.demo``):
+#: ``{"kind": "demo", ...}``. A folder without one is First Impressions (``DEFAULT_KIND``).
+DATASET_FILE = "dataset.json"
+DEFAULT_KIND = "first_impressions"
+#: How a clip must be named (``is_clip_name``), as messages say it.
+CLIP_NAME_PATTERN = "<video id>.<NNN>.<ext> (e.g. J4GQm9j0JZ0.003.mp4)"
+
+
+def is_clip_name(name: str | os.PathLike) -> bool:
+    """Whether a clip file name is ``<video id>.<NNN>.<ext>`` (what ``video_id`` reads): the one naming rule."""
+    return _CLIP_NAME.match(Path(name).name) is not None
+
+
+def dataset_kind(source: str | os.PathLike) -> str:
+    """The ``kind`` recorded in ``source/dataset.json``, or ``DEFAULT_KIND`` without one (or for a zip)."""
+    path = Path(source) / DATASET_FILE
+    if not path.is_file():
+        return DEFAULT_KIND
+    try:
+        kind = json.loads(path.read_text(encoding="utf-8")).get("kind")
+    except (OSError, ValueError, AttributeError, RecursionError) as exc:
+        raise DatasetError(f"{path} cannot be read ({exc}); it should be JSON like {{\"kind\": \"demo\"}}: "
+                           "fix or delete it") from exc
+    if not isinstance(kind, str) or not kind:
+        raise DatasetError(f"{path} has no 'kind' text (it holds {str(kind)[:40]!r}); fix or delete it")
+    return kind
+
+
+def write_dataset_kind(folder: str | os.PathLike, kind: str, **about: Any) -> Path:
+    """Write ``folder/dataset.json`` with ``kind`` and ``about``; what a dataset's maker calls."""
+    path = Path(folder) / DATASET_FILE
+    path.write_text(json.dumps({"kind": kind, **about}, indent=1), encoding="utf-8")
+    return path
 
 
 # --------------------------------------------------------------------------- names and splits

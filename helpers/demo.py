@@ -17,6 +17,7 @@ Layout (the real one's, see ``data/README.md``)::
     DIR/annotation_validation.pkl
     DIR/annotation_test.pkl
     DIR/demo_factors.json                              the ground truth; training never reads it
+    DIR/dataset.json                                   {"kind": "demo", ...} (helpers.dataset.dataset_kind)
 
 Clips are named ``<11-character video id>.<NNN>.mp4``; one video id is one person, with 1-6
 clips (numbers ``.000``-``.005``). Splits are 60/20/20 like the real 6000/2000/2000 and, as
@@ -98,7 +99,8 @@ import numpy as np
 
 from helpers import SPLITS, TRAITS
 from helpers import labels as lb
-from helpers.demo_labels import NOISE_STD, demo_annotations, draw_demo_labels
+from helpers.dataset import DATASET_FILE, write_dataset_kind
+from helpers.demo_labels import BETWEEN_SD, NOISE_STD, WITHIN_SD, demo_annotations, draw_demo_labels
 from helpers.faces import find_face, load_face_cascade
 from helpers.synthetic import PHOTO_FACE_BOX, HeadSprite, box_iou, gradient_background, head_patch, load_face_photo, write_video
 
@@ -113,6 +115,9 @@ BRIGHTNESS_RANGE = (-50.0, 50.0)
 CONTRAST_RANGE = (0.55, 1.45)
 MAX_BLUR = 0.035
 MAX_SHADOW = 0.8
+#: Side shadow ramp: none within SHADOW_START half face widths of the centre, full SHADOW_RAMP further out.
+SHADOW_START = 0.55
+SHADOW_RAMP = 0.35
 #: Share of clips in which the person leaves the frame for part of the clip.
 ABSENT_SHARE = 0.05
 #: How long the person is away (seconds), and the least time in view before and after. Longer
@@ -127,9 +132,11 @@ GROUP_SIZE = 80
 #: Annotation file of each split, beside the split folders.
 ANNOTATION_FILES = {"train": "annotation_training.pkl", "validation": "annotation_validation.pkl", "test": "annotation_test.pkl"}
 FACTORS_FILE = "demo_factors.json"
+#: The ``kind`` the demo dataset records in ``helpers.dataset.DATASET_FILE`` (what prepare reads).
+DATASET_KIND = "demo"
 #: Version of the demo dataset's design, recorded in ``demo_factors.json`` (2: labels per person, shared splits;
-#: 3: head roll of 14 degrees, not 8).
-DEMO_VERSION = 3
+#: 3: head roll of 14 degrees, not 8; 4: the folder says its kind in ``dataset.json``, same clips and labels).
+DEMO_VERSION = 4
 
 # Random stream numbers of the nuisance (helpers.demo_labels draws the plan and labels from its own, 10-12).
 _STREAM_ABSENT, _STREAM_CLIP, _STREAM_VIDEO = 0, 2, 3
@@ -270,7 +277,7 @@ def style_head(patch: np.ndarray, face_box, factors: Mapping[str, float]) -> np.
     img = patch.astype(np.float32)
     img = mean + factors["brightness_offset"] + factors["contrast_gain"] * (img - mean)
     x = np.abs((np.arange(patch.shape[1], dtype=np.float32) + 0.5 - (fx + fw / 2)) / (fw / 2))
-    shade = 1.0 - factors["side_shadow_opacity"] * np.clip((x - 0.55) / 0.35, 0.0, 1.0)
+    shade = 1.0 - factors["side_shadow_opacity"] * np.clip((x - SHADOW_START) / SHADOW_RAMP, 0.0, 1.0)
     img *= shade[None, :, None]
     sigma = factors["blur_sigma_face_widths"] * fw
     if sigma > 0.05:
@@ -392,25 +399,30 @@ def _remove_previous(out_dir: Path) -> None:
     """Delete a previous demo dataset in ``out_dir`` (only the files it listed); refuse anything else."""
     factors = out_dir / FACTORS_FILE
     if factors.exists():
-        previous = json.loads(factors.read_text())
-        root = out_dir.resolve()
-        for clip in previous.get("clips", []):
-            path = (out_dir / clip["path"]).resolve()
-            if path.suffix == ".mp4" and root in path.parents:  # never outside out_dir
-                path.unlink(missing_ok=True)
-        for name in ANNOTATION_FILES.values():
-            (out_dir / name).unlink(missing_ok=True)
-        for split in SPLITS:
-            for folder in sorted((out_dir / split).glob("*/"), reverse=True) + [out_dir / split]:
-                if folder.is_dir() and not any(folder.iterdir()):
-                    folder.rmdir()
+        _remove_listed(out_dir, json.loads(factors.read_text()))
         factors.unlink()
-    clashes = [p.name for p in [*(out_dir / s for s in SPLITS), *(out_dir / a for a in ANNOTATION_FILES.values())] if p.exists()]
+    ours = [*(out_dir / s for s in SPLITS), *(out_dir / a for a in ANNOTATION_FILES.values()), out_dir / DATASET_FILE]
+    clashes = [p.name for p in ours if p.exists()]
     if clashes:
         raise FileExistsError(
             f"{out_dir} already holds {', '.join(clashes)} that the demo dataset did not write "
             f"(real data?); choose an empty folder"
         )
+
+
+def _remove_listed(out_dir: Path, previous: dict) -> None:
+    """Delete the clips, annotation files and marker a previous build listed, then its emptied folders."""
+    root = out_dir.resolve()
+    for clip in previous.get("clips", []):
+        path = (out_dir / clip["path"]).resolve()
+        if path.suffix == ".mp4" and root in path.parents:  # never outside out_dir
+            path.unlink(missing_ok=True)
+    for name in [*ANNOTATION_FILES.values(), DATASET_FILE]:
+        (out_dir / name).unlink(missing_ok=True)
+    for split in SPLITS:
+        for folder in sorted((out_dir / split).glob("*/"), reverse=True) + [out_dir / split]:
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
 
 
 def _annotations(plans: list[ClipPlan], split: str) -> dict[str, dict[str, float]]:
@@ -425,55 +437,48 @@ def _default_workers(n_clips: int) -> int:
     return max(1, min(os.cpu_count() or 1, 4, n_clips // 20))
 
 
-def make_demo_dataset(
-    out_dir: str | Path,
-    n_clips: int = 200,
-    seed: int = 0,
-    progress: bool = True,
-    workers: int | None = None,
-    check_frames: int = 2,
-) -> dict:
-    """Write the demo dataset to ``out_dir`` (created); returns a summary dict (JSON-ready).
+def _signed(value: float) -> str:
+    """``value`` as the last term of a sum: ``+ 3`` or ``- 50``."""
+    return f"- {-value:g}" if value < 0 else f"+ {value:g}"
 
-    ``workers`` processes draw and encode clips (default: up to 4, one per CPU); the
-    output does not depend on it. ``check_frames`` frames per clip (outside planned
-    absences) are decoded back and searched with ``helpers.faces.find_face`` (the pipeline's
-    whole-frame search, retries included, one frame at a time: no following); the summary's
-    ``face_detection_rate`` is the share found (0 frames: no check). A previous demo
-    dataset in ``out_dir`` is replaced; a folder holding other split folders or annotation
-    files is refused.
-    """
-    start = time.perf_counter()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _remove_previous(out_dir)
-    plans = plan_demo_dataset(n_clips, seed)
-    # The plan is written first, so an interrupted build can be cleaned up by the next one.
-    factors_doc = {
+
+def factor_formulas() -> dict[str, str]:
+    """The label and factor formulas, as ``demo_factors.json`` records them, written from the constants."""
+    lo, hi = ROLL_CYCLES
+    b0, b1 = BRIGHTNESS_RANGE
+    c0, c1 = CONTRAST_RANGE
+    return {
+        "person": f"one per video id: Normal(real training means, {BETWEEN_SD:g}^2 R), R positive correlations "
+                  "(helpers/demo_labels.py)",
+        "score": f"clip(person + deviation, 0, 1), deviation ~ Normal(0, {WITHIN_SD:g}^2 R) per clip: what the clip "
+                 "shows",
+        "label": "clip(score + noise, 0, 1), noise ~ Normal(0, noise_std): the part no clip shows",
+        "extraversion": f"roll_cycles_per_clip = {lo:g} + {hi - lo:g} * score; angle(i) = {ROLL_AMPLITUDE:g} deg "
+                        "* sin(2 pi cycles i / n + roll_phase)",
+        "neuroticism": f"brightness_offset = {b1 - b0:g} * score {_signed(b0)} (grey levels)",
+        "agreeableness": f"contrast_gain = {c0:g} + {c1 - c0:g} * score",
+        "conscientiousness": f"blur_sigma_face_widths = {MAX_BLUR:g} * (1 - score)",
+        "openness": f"side_shadow_opacity = {MAX_SHADOW:g} * (1 - score)",
+        "interview": "clip(mean of the five labels + Normal(0, noise_std), 0, 1)",
+    }
+
+
+def _factors_doc(plans: list[ClipPlan], n_clips: int, seed: int) -> dict:
+    """The ground truth ``demo_factors.json`` holds: version, seed, formulas, every clip's plan."""
+    return {
         "about": "Ground truth of the synthetic demo dataset (helpers/demo.py). Training never reads this file; "
                  "benchmarks use it for the noise floor.",
         "version": DEMO_VERSION,
         "seed": seed,
         "n_clips": n_clips,
         "noise_std": NOISE_STD,
-        "formulas": {
-            "person": "one per video id: Normal(real training means, 0.11^2 R), R positive correlations "
-                      "(helpers/demo_labels.py)",
-            "score": "clip(person + deviation, 0, 1), deviation ~ Normal(0, 0.088^2 R) per clip: what the clip shows",
-            "label": "clip(score + noise, 0, 1), noise ~ Normal(0, noise_std): the part no clip shows",
-            "extraversion": "roll_cycles_per_clip = 1 + 5 * score; angle(i) = 14 deg * sin(2 pi cycles i / n + roll_phase)",
-            "neuroticism": "brightness_offset = 100 * score - 50 (grey levels)",
-            "agreeableness": "contrast_gain = 0.55 + 0.9 * score",
-            "conscientiousness": "blur_sigma_face_widths = 0.035 * (1 - score)",
-            "openness": "side_shadow_opacity = 0.8 * (1 - score)",
-            "interview": "clip(mean of the five labels + Normal(0, noise_std), 0, 1)",
-        },
+        "formulas": factor_formulas(),
         "clips": [dict(asdict(p), path=p.relpath) for p in plans],
     }
-    (out_dir / FACTORS_FILE).write_text(json.dumps(factors_doc, indent=1))
 
-    workers = _default_workers(n_clips) if workers is None else max(1, int(workers))
-    jobs = [(p, seed, str(out_dir), check_frames) for p in plans]
+
+def _write_clips(jobs: list[tuple[ClipPlan, int, str, int]], workers: int, progress: bool) -> list[dict]:
+    """``_write_clip`` of every job, in this process or a pool of ``workers``; results in job order."""
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(jobs), desc="demo clips", unit="clip", disable=not progress)
@@ -492,11 +497,24 @@ def make_demo_dataset(
                     bar.update()
     finally:
         bar.close()
+    return results
 
-    for split in SPLITS:
-        with open(out_dir / ANNOTATION_FILES[split], "wb") as f:
-            pickle.dump(_annotations(plans, split), f, protocol=2)
 
+def _split_counts(plans: list[ClipPlan]) -> dict[str, dict[str, int]]:
+    """Clips, videos and groups of each split."""
+    return {
+        s: {
+            "clips": sum(p.split == s for p in plans),
+            "videos": len({p.video_id for p in plans if p.split == s}),
+            "groups": len({p.group for p in plans if p.split == s}),
+        }
+        for s in SPLITS
+    }
+
+
+def _summary(out_dir: Path, plans: list[ClipPlan], results: list[dict], seed: int, workers: int,
+             start: float) -> dict:
+    """What ``make_demo_dataset`` returns: counts, the face check, label figures, time and size."""
     checked = sum(r["checked"] for r in results)
     labels = np.array([[p.labels[t] for t in TRAITS] for p in plans])
     report = lb.label_report(demo_annotations(plans))
@@ -504,15 +522,8 @@ def make_demo_dataset(
     return {
         "out_dir": str(out_dir),
         "seed": seed,
-        "clips": n_clips,
-        "splits": {
-            s: {
-                "clips": sum(p.split == s for p in plans),
-                "videos": len({p.video_id for p in plans if p.split == s}),
-                "groups": len({p.group for p in plans if p.split == s}),
-            }
-            for s in SPLITS
-        },
+        "clips": len(plans),
+        "splits": _split_counts(plans),
         "frames": sum(r["frames"] for r in results),
         "frame_size": [FRAME_WIDTH, FRAME_HEIGHT],
         "fps": FPS,
@@ -529,6 +540,41 @@ def make_demo_dataset(
         "megabytes": round(size / 1e6, 2),
     }
 
+
+def make_demo_dataset(
+    out_dir: str | Path,
+    n_clips: int = 200,
+    seed: int = 0,
+    progress: bool = True,
+    workers: int | None = None,
+    check_frames: int = 2,
+) -> dict:
+    """Write the demo dataset to ``out_dir`` (created); returns a summary dict (JSON-ready).
+
+    ``workers`` processes draw and encode clips (default: up to 4, one per CPU); the
+    output does not depend on it. ``check_frames`` frames per clip (outside planned
+    absences) are decoded back and searched with ``helpers.faces.find_face`` (the pipeline's
+    whole-frame search, retries included, one frame at a time: no following); the summary's
+    ``face_detection_rate`` is the share found (0 frames: no check). A previous demo
+    dataset in ``out_dir`` is replaced; a folder holding other split folders or annotation
+    files is refused. The folder's ``dataset.json`` (``helpers.dataset.DATASET_FILE``),
+    written last, says its kind is ``"demo"``.
+    """
+    start = time.perf_counter()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _remove_previous(out_dir)
+    plans = plan_demo_dataset(n_clips, seed)
+    # The plan is written first, so an interrupted build can be cleaned up by the next one.
+    (out_dir / FACTORS_FILE).write_text(json.dumps(_factors_doc(plans, n_clips, seed), indent=1))
+    workers = _default_workers(n_clips) if workers is None else max(1, int(workers))
+    results = _write_clips([(p, seed, str(out_dir), check_frames) for p in plans], workers, progress)
+    for split in SPLITS:
+        with open(out_dir / ANNOTATION_FILES[split], "wb") as f:
+            pickle.dump(_annotations(plans, split), f, protocol=2)
+    summary = _summary(out_dir, plans, results, seed, workers, start)
+    write_dataset_kind(out_dir, DATASET_KIND, made_by="helpers.demo", version=DEMO_VERSION)
+    return summary
 
 def load_demo_factors(root: str | Path) -> dict:
     """Read ``demo_factors.json`` of a demo dataset (for benchmarks; training must not use it)."""

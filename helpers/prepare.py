@@ -5,16 +5,20 @@ assembles the dataset (``helpers.dataset.assemble``: clips, splits, labels, zips
 unpacked into ``CACHE/extracted/``), turns each clip into its face sequence
 (``helpers.faces.video_to_faces``) in a pool of worker processes, and writes one cache
 file per clip and the manifest (``helpers.cache`` describes both). The manifest records the
-face detector (``helpers.faces.detector_record``): one cache holds one detector's faces.
+face detector (``helpers.faces.detector_record``): one cache holds one detector's faces, and
+the dataset's kind (``helpers.dataset.dataset_kind``). One run at a time writes a cache
+folder: a second one on the same folder is refused at once (``CacheBusyError``).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 import warnings
 from collections import deque
 from collections.abc import Iterator
+from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -25,8 +29,7 @@ import numpy as np
 from helpers.cache import (CLIPS_DIR, MANIFEST_NAME, MANIFEST_VERSION, STATUSES, CacheFileError, clip_cache_path,
                            load_clip_cache, read_manifest, save_clip_cache, write_manifest)
 from helpers import SPLITS
-from helpers.dataset import VIDEO_SUFFIXES, Assembly, assemble
-from helpers.demo import FACTORS_FILE
+from helpers.dataset import CLIP_NAME_PATTERN, VIDEO_SUFFIXES, Assembly, assemble, dataset_kind, is_clip_name
 
 #: Folder of the cache where the distributed zips are unpacked.
 EXTRACTED_DIR = "extracted"
@@ -38,10 +41,42 @@ MANIFEST_EVERY_S = 10.0
 #: failure: n * POOL_RETRY_S (CPython restarts a forkserver that died, once it has exited).
 MAX_POOL_STARTS = 3
 POOL_RETRY_S = 1.0
+#: File of the cache folder that the running prepare holds an OS lock on (``fcntl.flock``): the
+#: lock ends with the process, however it ends, so a killed run never blocks the next one.
+LOCK_NAME = ".prepare.lock"
 
 
 class CacheSettingsError(ValueError):
     """The cache folder was prepared with other settings (num_frames, size, detector)."""
+
+
+class CacheBusyError(OSError):
+    """Another prepare run is writing the cache folder; the message names the folder and its process."""
+
+
+@contextmanager
+def cache_lock(cache_dir: Path) -> Iterator[None]:
+    """Hold the lock of ``cache_dir`` (``LOCK_NAME``) for the block, or raise ``CacheBusyError`` at once."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock; one run per folder is then up to the user
+        yield
+        return
+    fd = os.open(Path(cache_dir) / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)  # mode: the umask decides
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            raise CacheBusyError(f"{cache_dir} is being prepared by another run (process {holder}); wait for it "
+                                 "to finish, or choose another --out") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 class PrepareTask(NamedTuple):
@@ -90,8 +125,8 @@ def prepare_clip(video: str, target: str, num_frames: int, size: int, detector=N
     return {**_face_counts(seq.found, seq.usable), "fps": float(seq.fps), "error": None, "warning": warning}
 
 
-def _unreadable_fields(error: str, warning: str | None = None) -> dict[str, Any]:
-    return {"status": "unreadable", "n_frames": 0, "n_found": 0, "n_usable": 0, "fps": None, "error": error,
+def _unreadable_fields(error: str, warning: str | None = None, status: str = "unreadable") -> dict[str, Any]:
+    return {"status": status, "n_frames": 0, "n_found": 0, "n_usable": 0, "fps": None, "error": error,
             "warning": warning}
 
 
@@ -142,6 +177,75 @@ def _crash_message(task: PrepareTask) -> str:
             "or out of memory); check the clip plays")
 
 
+class _Pool:
+    """One process pool and the clips in flight in it; ``broken`` once it stops taking them."""
+
+    def __init__(self, workers: int, run) -> None:
+        try:
+            self.executor = _new_pool(workers)
+        except _POOL_BROKEN as exc:
+            raise _PoolBroke(f"{type(exc).__name__}: {exc}") from exc
+        self.run = run
+        self.inflight: dict[Future, PrepareTask] = {}
+        self.solo: PrepareTask | None = None  # the suspect running alone, if any
+        self.took_one = self.broken = False
+
+    def submit(self, queue: deque[PrepareTask]) -> PrepareTask:
+        """Start the first clip of ``queue``; one whose submit fails never ran and goes back to it."""
+        task = queue.popleft()
+        try:
+            self.inflight[self.executor.submit(self.run, task)] = task
+        except _POOL_BROKEN as exc:
+            queue.appendleft(task)  # it never ran: not a suspect
+            raise _PoolBroke(f"{type(exc).__name__}: {exc}") from exc
+        return task
+
+    def collect(self, future: Future, suspects: deque[PrepareTask]) -> tuple[str, dict[str, Any]] | None:
+        """The result of a finished clip; None when the pool broke under it (it joins ``suspects``).
+
+        The suspect that ran alone when the pool broke is the one that killed it: "unreadable".
+        """
+        task = self.inflight.pop(future)
+        try:
+            result = future.result()
+        except BrokenProcessPool:
+            self.broken = True
+            if task is not self.solo:
+                suspects.append(task)
+                return None
+            result = (task.name, _unreadable_fields(_crash_message(task)))
+        if task is self.solo:
+            self.solo = None
+        return result
+
+
+def _drain(pool: _Pool, pending: deque[PrepareTask], suspects: deque[PrepareTask],
+           workers: int) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Yield results from ``pool`` until it breaks or every clip is done: suspects one at a time, first."""
+    while (pending or suspects or pool.inflight) and not pool.broken:
+        if suspects:
+            if not pool.inflight:
+                pool.solo = pool.submit(suspects)
+        else:
+            while pending and len(pool.inflight) < 2 * workers:
+                pool.submit(pending)
+        pool.took_one = True
+        done, _ = wait(pool.inflight, return_when=FIRST_COMPLETED)
+        for future in done:
+            result = pool.collect(future, suspects)
+            if result is not None:
+                yield result
+
+
+def _failed_start(exc: _PoolBroke, failed_starts: int, took_one: bool, workers: int) -> int:
+    """Pools in a row that failed before taking a clip; gives up with the error after ``MAX_POOL_STARTS``."""
+    failed_starts = 0 if took_one else failed_starts + 1
+    if failed_starts >= MAX_POOL_STARTS:
+        raise RuntimeError(f"could not run a process pool of {workers} workers ({exc}); try --workers 1") from exc
+    time.sleep(failed_starts * POOL_RETRY_S)
+    return failed_starts
+
+
 def _pool_results(tasks: list[PrepareTask], workers: int, run=None) -> Iterator[tuple[str, dict[str, Any]]]:
     """Yield (clip name, fields) from a process pool as clips finish, surviving a pool that breaks.
 
@@ -158,59 +262,20 @@ def _pool_results(tasks: list[PrepareTask], workers: int, run=None) -> Iterator[
     suspects: deque[PrepareTask] = deque()  # in flight when a pool broke: retried one at a time
     failed_starts = 0
     while pending or suspects:
-        executor: ProcessPoolExecutor | None = None
-        inflight: dict[Future, PrepareTask] = {}
-        solo: PrepareTask | None = None  # the suspect running alone, if any
-        took_one = broken = False
-
-        def submit(queue: deque[PrepareTask]) -> PrepareTask:
-            task = queue.popleft()
-            try:
-                inflight[executor.submit(run, task)] = task
-            except _POOL_BROKEN as exc:
-                queue.appendleft(task)  # it never ran: not a suspect
-                raise _PoolBroke(f"{type(exc).__name__}: {exc}") from exc
-            return task
-
+        pool: _Pool | None = None
         try:
             try:
-                try:
-                    executor = _new_pool(workers)
-                except _POOL_BROKEN as exc:
-                    raise _PoolBroke(f"{type(exc).__name__}: {exc}") from exc
-                while (pending or suspects or inflight) and not broken:
-                    if suspects:
-                        if not inflight:
-                            solo = submit(suspects)
-                    else:
-                        while pending and len(inflight) < 2 * workers:
-                            submit(pending)
-                    took_one = True
-                    done, _ = wait(inflight, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        task = inflight.pop(future)
-                        try:
-                            result = future.result()
-                        except BrokenProcessPool:
-                            broken = True
-                            if task is not solo:
-                                suspects.append(task)
-                                continue
-                            result = (task.name, _unreadable_fields(_crash_message(task)))
-                        if task is solo:
-                            solo = None
-                        yield result
+                pool = _Pool(workers, run)
+                yield from _drain(pool, pending, suspects, workers)
             except _PoolBroke as exc:
-                broken = True
-                failed_starts = 0 if took_one else failed_starts + 1
-                if failed_starts >= MAX_POOL_STARTS:
-                    raise RuntimeError(f"could not run a process pool of {workers} workers ({exc}); "
-                                       "try --workers 1") from exc
-                time.sleep(failed_starts * POOL_RETRY_S)
-            suspects.extend(inflight.values())  # in flight when the pool broke
+                if pool is not None:
+                    pool.broken = True
+                failed_starts = _failed_start(exc, failed_starts, pool is not None and pool.took_one, workers)
+            if pool is not None:
+                suspects.extend(pool.inflight.values())  # in flight when the pool broke
         finally:
-            if executor is not None:
-                _close_pool(executor, broken)
+            if pool is not None:
+                _close_pool(pool.executor, pool.broken)
 
 
 def _close_pool(executor: ProcessPoolExecutor, broken: bool) -> None:
@@ -244,11 +309,8 @@ def _results(tasks: list[PrepareTask], workers: int) -> Iterator[tuple[str, dict
 def _cached_fields(path: Path, num_frames: int, size: int) -> dict[str, Any] | None:
     """Manifest fields of a finished cache file, or None if it is damaged or of other settings."""
     try:
-        arrays = load_clip_cache(path)
+        arrays = load_clip_cache(path, num_frames=num_frames, size=size)  # refuses other settings' files
     except CacheFileError:
-        return None
-    faces = arrays["faces"]
-    if faces.shape[1] != size or len(faces) > num_frames:
         return None
     return {**_face_counts(arrays["found"], arrays["usable"]), "fps": float(arrays["fps"]), "error": None,
             "warning": None}
@@ -285,7 +347,7 @@ def _remove_partial_files(cache_dir: Path) -> None:
 def clip_entry(assembly: Assembly, name: str, fields: dict[str, Any]) -> dict[str, Any]:
     """The manifest entry of one clip (see ``helpers.cache``)."""
     clip = assembly.clips[name]
-    has_file = fields["status"] != "unreadable"
+    has_file = fields["status"] in ("prepared", "no_face")
     return {
         "split": clip.split,
         "status": fields["status"],
@@ -342,11 +404,6 @@ def summarize(assembly: Assembly, entries: dict[str, dict[str, Any]], cache_dir:
     }
 
 
-def source_dataset(source: Path) -> str:
-    """``"demo"`` when ``source`` is a demo dataset folder (it holds ``demo_factors.json``), else ``"first_impressions"``."""
-    return "demo" if (Path(source) / FACTORS_FILE).is_file() else "first_impressions"
-
-
 def build_manifest(assembly: Assembly, source: Path, entries: dict[str, dict[str, Any]], settings: dict[str, Any],
                    complete: bool, summary: dict[str, Any]) -> dict[str, Any]:
     """The manifest of a run (see ``helpers.cache``)."""
@@ -355,7 +412,7 @@ def build_manifest(assembly: Assembly, source: Path, entries: dict[str, dict[str
         "complete": complete,
         "settings": settings,
         "source": str(source),
-        "dataset": source_dataset(source),
+        "dataset": dataset_kind(source),
         "label_files": assembly.labels.files,
         "archives": {"extracted": [str(p) for p in assembly.extraction.folders],
                      "skipped": assembly.extraction.skipped},
@@ -387,7 +444,10 @@ def prepare(source: Path, cache_dir: Path, num_frames: int = 32, size: int = 48,
     files lack ``usable``, so every clip is redone.
 
     Bad clips do not stop the run: status "unreadable" (with the error), "no_face" when
-    no frame has a usable face (its file is still written), else "prepared". The manifest
+    no frame has a usable face (its file is still written), else "prepared"; "skipped" (with
+    the reason) when its name is not ``<video id>.<NNN>.<ext>`` (``helpers.dataset.is_clip_name``,
+    the rule train needs) or another clip takes the same cache file (``x.001.mp4`` beside
+    ``x.001.MP4``: the labelled one, else the lower-case one, is prepared). The manifest
     (see ``helpers.cache``) is written atomically at the start, every
     ``MANIFEST_EVERY_S`` seconds and at the end (``complete`` true).
 
@@ -400,10 +460,30 @@ def prepare(source: Path, cache_dir: Path, num_frames: int = 32, size: int = 48,
     are in flight and results stream back one clip at a time
     (``benchmarks/bench_prepare.py`` measures it). Scripts that call it with workers > 1
     need the usual ``if __name__ == "__main__":``.
+
+    One run at a time per ``cache_dir``: a second one raises ``CacheBusyError`` before touching
+    anything (``cache_lock``). A write that fails (a full disk) raises ``CacheWriteError``
+    naming the file; the clips already written are kept.
     """
     started = time.perf_counter()
     # The manifest records unambiguous paths.
     source, cache_dir = Path(source).absolute(), Path(cache_dir).absolute()
+    workers = _checked_options(source, cache_dir, num_frames, size, workers)
+    from helpers.faces import HaarDetector, detector_record
+
+    detector = HaarDetector() if detector is None else detector
+    settings = {"num_frames": int(num_frames), "size": int(size), "detector": detector_record(detector)}
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with cache_lock(cache_dir):
+        previous = _previous_clips(cache_dir, settings)
+        assembly = _assembled(source, cache_dir, labels, progress)
+        plan = _plan_clips(assembly, cache_dir, previous, settings, detector)
+        run = _Run(assembly, source, cache_dir, settings, plan, max(1, min(workers, len(plan.tasks))), started)
+        return run.prepare(progress)
+
+
+def _checked_options(source: Path, cache_dir: Path, num_frames: int, size: int, workers: int | None) -> int:
+    """The number of workers, once the options and folders are checked (before any work starts)."""
     if int(num_frames) < 1 or int(size) < 1:
         raise ValueError(f"num_frames and size must be >= 1, got {num_frames} and {size}")
     workers = (os.cpu_count() or 1) if workers is None else int(workers)
@@ -413,12 +493,11 @@ def prepare(source: Path, cache_dir: Path, num_frames: int = 32, size: int = 48,
         raise FileNotFoundError(f"dataset source {source} not found; pass the folder holding the clips or zips")
     if source.resolve() == cache_dir.resolve() or cache_dir.resolve() in source.resolve().parents:
         raise ValueError(f"--out {cache_dir} must not be the dataset folder {source} or hold it; choose a new folder")
-    from helpers.faces import HaarDetector, detector_record
+    return workers
 
-    detector = HaarDetector() if detector is None else detector
-    settings = {"num_frames": int(num_frames), "size": int(size), "detector": detector_record(detector)}
-    previous = _previous_clips(cache_dir, settings)
-    cache_dir.mkdir(parents=True, exist_ok=True)
+
+def _assembled(source: Path, cache_dir: Path, labels: list[Path] | None, progress: bool) -> Assembly:
+    """``helpers.dataset.assemble`` of ``source`` (zips unpacked into the cache); an error when it has no clip."""
     assembly = assemble(source, [Path(p) for p in labels] if labels is not None else None,
                         extract_to=cache_dir / EXTRACTED_DIR, exclude=[cache_dir], progress=progress)
     if not assembly.clips:
@@ -427,49 +506,118 @@ def prepare(source: Path, cache_dir: Path, num_frames: int = 32, size: int = 48,
             f"{source}: no clip found{skipped}. Searched every subfolder for files ending in {', '.join(VIDEO_SUFFIXES)} "
             "and for .zip archives holding them (First Impressions V2: train-1.zip ... or the extracted "
             "training80_XX / validation80_XX / test80_XX folders); point prepare at the folder that holds them")
+    return assembly
 
-    from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(assembly.clips), desc="prepare", unit="clip", disable=not progress)
-    entries: dict[str, dict[str, Any]] = {}
+def skipped_clips(assembly: Assembly, cache_dir: Path) -> dict[str, str]:
+    """Clip name -> why it is skipped: a name outside ``is_clip_name``, or a cache file another clip takes.
+
+    Of clips sharing a cache file (``x.001.mp4``, ``x.001.MP4``), a labelled one is kept, else one
+    with a lower-case suffix (the dataset's own spelling), else the first name; each other one is
+    skipped with a reason naming both files.
+    """
+    skipped = {name: f"{clip.path}: the name is not {CLIP_NAME_PATTERN}, so its video (person) is unknown and "
+                     "train could not use it; rename it and re-run prepare"
+               for name, clip in assembly.clips.items() if not is_clip_name(name)}
+    kept: dict[Path, str] = {}
+    def preference(name: str) -> tuple:
+        suffix = Path(name).suffix
+        return assembly.clips[name].labels is None, suffix != suffix.lower(), name
+
+    for name in sorted(set(assembly.clips) - set(skipped), key=preference):
+        first = kept.setdefault(clip_cache_path(cache_dir, name), name)
+        if first != name:
+            skipped[name] = (f"{assembly.clips[name].path} and {assembly.clips[first].path} would share the cache "
+                             f"file {clip_cache_path(cache_dir, name)}; {first} is prepared, this one skipped: rename one "
+                             "(clip names must differ before the suffix)")
+    return skipped
+
+
+class _Plan(NamedTuple):
+    """What a run starts from: entries already settled (kept or skipped), clips to do, files kept / redone."""
+
+    entries: dict[str, dict[str, Any]]
+    tasks: list[PrepareTask]
+    reused: int
+    redone: int
+
+
+def _plan_clips(assembly: Assembly, cache_dir: Path, previous: dict[str, Any], settings: dict[str, Any],
+                detector) -> _Plan:
+    """Check what an earlier run left: keep good files (and their warnings), skip bad names, redo the rest."""
+    num_frames, size = settings["num_frames"], settings["size"]
+    entries = {name: clip_entry(assembly, name, _unreadable_fields(why, status="skipped"))
+               for name, why in skipped_clips(assembly, cache_dir).items()}
     tasks: list[PrepareTask] = []
-    redone = 0
-    for name, clip in assembly.clips.items():  # check what an earlier run left: keep good files, redo the rest
+    reused = redone = 0
+    for name, clip in assembly.clips.items():
+        if name in entries:
+            continue
         target = clip_cache_path(cache_dir, name)
         fields = _cached_fields(target, num_frames, size) if target.exists() else None
         if fields is None:
             redone += target.exists()
-            tasks.append(PrepareTask(name, str(clip.path), str(target), int(num_frames), int(size), detector))
+            tasks.append(PrepareTask(name, str(clip.path), str(target), num_frames, size, detector))
             continue
         earlier = previous.get(name)  # the reader's warning is not in the file: keep the earlier run's
         fields["warning"] = earlier.get("warning") if isinstance(earlier, dict) else None
         entries[name] = clip_entry(assembly, name, fields)
-        bar.update()
-    reused = len(entries)
-    n_workers = max(1, min(workers, len(tasks)))
+        reused += 1
+    return _Plan(entries, tasks, reused, redone)
 
-    def write(complete: bool) -> dict[str, Any]:
-        summary = summarize(assembly, entries, cache_dir, reused=reused, redone=redone, workers=n_workers,
-                            seconds=round(time.perf_counter() - started, 3))
-        write_manifest(cache_dir, build_manifest(assembly, source, entries, settings, complete, summary))
+
+class _Run:
+    """One prepare run's clips and manifest, from its plan to the last manifest write."""
+
+    def __init__(self, assembly: Assembly, source: Path, cache_dir: Path, settings: dict[str, Any], plan: _Plan,
+                 workers: int, started: float) -> None:
+        self.assembly, self.source, self.cache_dir, self.settings = assembly, source, cache_dir, settings
+        self.plan, self.workers, self.started = plan, workers, started
+        self.entries = dict(plan.entries)
+
+    def write(self, complete: bool) -> dict[str, Any]:
+        """Write the manifest as it stands; returns its summary."""
+        summary = summarize(self.assembly, self.entries, self.cache_dir, reused=self.plan.reused,
+                            redone=self.plan.redone, workers=self.workers,
+                            seconds=round(time.perf_counter() - self.started, 3))
+        write_manifest(self.cache_dir, build_manifest(self.assembly, self.source, self.entries, self.settings,
+                                                      complete, summary))
         return summary
 
-    _remove_partial_files(cache_dir)
-    write(complete=False)
-    last_write = time.monotonic()
-    results = _results(tasks, n_workers)
-    try:
-        for name, fields in results:
-            entries[name] = clip_entry(assembly, name, fields)
-            bar.update()
-            if time.monotonic() - last_write >= MANIFEST_EVERY_S:
-                write(complete=False)
-                last_write = time.monotonic()
-    except BaseException:
-        results.close()  # ends the pool now, not when the generator is collected
-        bar.close()
-        write(complete=False)  # keeps what finished; a re-run does the rest
-        raise
-    bar.close()
-    _remove_partial_files(cache_dir)
-    return write(complete=True)
+    def prepare(self, progress: bool) -> dict[str, Any]:
+        """Do the planned clips, writing the manifest at the start, every ``MANIFEST_EVERY_S`` and at the end."""
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(self.assembly.clips), desc="prepare", unit="clip", disable=not progress)
+        try:  # the bar ends before any error is printed
+            bar.update(len(self.entries))
+            _remove_partial_files(self.cache_dir)
+            self.write(complete=False)
+            self._collect(bar)
+        finally:
+            bar.close()
+        _remove_partial_files(self.cache_dir)
+        return self.write(complete=True)
+
+    def _collect(self, bar) -> None:
+        """Take the clips' results as they finish; an interruption keeps what finished in the manifest."""
+        last_write = time.monotonic()
+        results = _results(self.plan.tasks, self.workers)
+        try:
+            for name, fields in results:
+                self.entries[name] = clip_entry(self.assembly, name, fields)
+                bar.update()
+                if time.monotonic() - last_write >= MANIFEST_EVERY_S:
+                    self.write(complete=False)
+                    last_write = time.monotonic()
+        except BaseException:
+            results.close()  # ends the pool now, not when the generator is collected
+            self._keep_what_finished()
+            raise
+
+    def _keep_what_finished(self) -> None:
+        """Write the manifest of an interrupted run (a re-run does the rest); a failing write adds nothing."""
+        try:
+            self.write(complete=False)
+        except OSError:
+            pass  # a full disk, say: the error being raised already says so, and the last manifest stays whole

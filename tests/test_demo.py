@@ -276,6 +276,70 @@ def test_factor_formulas_and_inverse():
     assert back == pytest.approx(scores)
 
 
+#: The formulas demo_factors.json recorded when they were literals (DEMO_VERSION 3): the constants write them the same.
+RECORDED_FORMULAS = {
+    "extraversion": "roll_cycles_per_clip = 1 + 5 * score; angle(i) = 14 deg * sin(2 pi cycles i / n + roll_phase)",
+    "neuroticism": "brightness_offset = 100 * score - 50 (grey levels)",
+    "agreeableness": "contrast_gain = 0.55 + 0.9 * score",
+    "conscientiousness": "blur_sigma_face_widths = 0.035 * (1 - score)",
+    "openness": "side_shadow_opacity = 0.8 * (1 - score)",
+}
+
+
+def test_recorded_formulas_are_written_from_the_constants(monkeypatch):
+    formulas = demo.factor_formulas()
+    assert {t: formulas[t] for t in RECORDED_FORMULAS} == RECORDED_FORMULAS
+    assert "0.11^2 R" in formulas["person"] and "0.088^2 R" in formulas["score"]
+    monkeypatch.setattr(demo, "ROLL_AMPLITUDE", 9.5)
+    monkeypatch.setattr(demo, "ROLL_CYCLES", (2.0, 4.0))
+    monkeypatch.setattr(demo, "BRIGHTNESS_RANGE", (10.0, 40.0))
+    monkeypatch.setattr(demo, "CONTRAST_RANGE", (0.7, 1.2))
+    monkeypatch.setattr(demo, "MAX_BLUR", 0.05)
+    monkeypatch.setattr(demo, "MAX_SHADOW", 0.6)
+    monkeypatch.setattr(demo, "WITHIN_SD", 0.07)
+    changed = demo.factor_formulas()
+    assert changed["extraversion"] == ("roll_cycles_per_clip = 2 + 2 * score; "
+                                       "angle(i) = 9.5 deg * sin(2 pi cycles i / n + roll_phase)")
+    assert changed["neuroticism"] == "brightness_offset = 30 * score + 10 (grey levels)"
+    assert changed["agreeableness"] == "contrast_gain = 0.7 + 0.5 * score"
+    assert changed["conscientiousness"] == "blur_sigma_face_widths = 0.05 * (1 - score)"
+    assert changed["openness"] == "side_shadow_opacity = 0.6 * (1 - score)"
+    assert "0.07^2 R" in changed["score"]
+    # and what the formulas say is what the factors are
+    f = factors_from_scores({t: 0.5 for t in TRAITS})
+    assert (f["roll_cycles_per_clip"], f["brightness_offset"], f["contrast_gain"]) == pytest.approx((3.0, 25.0, 0.95))
+
+
+def test_side_shadow_follows_its_constants(monkeypatch):
+    patch = np.full((40, 40, 3), 200, np.uint8)
+    factors = {"brightness_offset": 0.0, "contrast_gain": 1.0, "blur_sigma_face_widths": 0.0,
+               "side_shadow_opacity": 0.8}
+    before = demo.style_head(patch, (0, 0, 40, 40), factors)[20]
+    assert before[20, 0] == 200 and before[0, 0] < 200  # centre untouched, sides darkened
+    monkeypatch.setattr(demo, "SHADOW_START", 1.5)  # beyond the face's sides: no shadow at all
+    assert (demo.style_head(patch, (0, 0, 40, 40), factors)[20] == 200).all()
+
+
+def test_demo_folder_says_its_kind(tiny, tmp_path):
+    from helpers.dataset import DATASET_FILE, dataset_kind
+
+    root, _ = tiny
+    assert dataset_kind(root) == "demo"
+    assert json.loads((root / DATASET_FILE).read_text())["version"] == demo.DEMO_VERSION
+    # a demo folder of an earlier version (no dataset.json) is rebuilt in place, with one
+    folder = tmp_path / "old"
+    make_demo_dataset(folder, n_clips=3, seed=1, progress=False, workers=1, check_frames=0)
+    (folder / DATASET_FILE).unlink()
+    make_demo_dataset(folder, n_clips=3, seed=1, progress=False, workers=1, check_frames=0)
+    assert dataset_kind(folder) == "demo"
+    # a folder whose dataset.json the demo did not write is refused
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / DATASET_FILE).write_text('{"kind": "first_impressions"}')
+    with pytest.raises(FileExistsError, match=DATASET_FILE):
+        make_demo_dataset(other, n_clips=3, progress=False)
+
+
 def _crop(frame: np.ndarray, box) -> np.ndarray:
     """The 48x48 crop helpers.faces takes of a face box (7.5 % trimmed each side, 5 % at the top)."""
     x, y, w, h = box

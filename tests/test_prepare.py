@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
+import re
 import subprocess
 import sys
 import textwrap
+import time
 import zipfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -146,7 +149,7 @@ def test_prepare_end_to_end(dataset, tmp_path):
                                     "clips_without_label", "reused", "redone")} == {
         "clips": 7, "prepared": 4, "no_face": 1, "unreadable": 2, "labels_without_clip": 1,
         "clips_without_label": 1, "reused": 0, "redone": 0}
-    assert summary["splits"]["train"] == {"clips": 6, "prepared": 3, "no_face": 1, "unreadable": 2,
+    assert summary["splits"]["train"] == {"clips": 6, "prepared": 3, "no_face": 1, "unreadable": 2, "skipped": 0,
                                           "labels_without_clip": 1, "clips_without_label": 1}
     assert summary["splits"]["validation"]["prepared"] == 1 and summary["splits"]["test"]["clips"] == 0
     assert manifest["labels_without_clip"] == ["gone.001.mp4"]
@@ -533,3 +536,203 @@ def test_cache_of_an_older_version_is_refused_and_prepare_rebuilds_it(dataset, t
     summary, fake = _refused_then_prepared(dataset, out, manifest, monkeypatch)
     assert read_manifest(out)["version"] == cache.MANIFEST_VERSION
     assert summary["reused"] == 5 and set(fake.calls) == {"text.001.mp4", "empty.001.mp4"}  # valid files kept
+
+
+# --------------------------------------------------------------------------- the dataset's kind, clip names
+
+
+def test_manifest_records_the_kind_the_source_says(dataset, tmp_path, monkeypatch):
+    from helpers.dataset import DATASET_FILE, DatasetError, write_dataset_kind
+
+    monkeypatch.setattr(P, "_video_to_faces", CountingFaces())
+    prepare(dataset, tmp_path / "a", num_frames=FRAMES, size=SIZE, workers=1, progress=False)
+    assert read_manifest(tmp_path / "a")["dataset"] == "first_impressions"
+    write_dataset_kind(dataset, "demo")
+    prepare(dataset, tmp_path / "b", num_frames=FRAMES, size=SIZE, workers=1, progress=False)
+    assert read_manifest(tmp_path / "b")["dataset"] == "demo"
+    (dataset / DATASET_FILE).write_text("[1, 2")
+    with pytest.raises(DatasetError, match=re.escape(str(dataset / DATASET_FILE)) + ".*fix or delete it"):
+        prepare(dataset, tmp_path / "c", num_frames=FRAMES, size=SIZE, workers=1, progress=False)
+
+
+def test_clip_names_outside_the_rule_are_skipped_naming_the_file(dataset, tmp_path, monkeypatch):
+    from helpers.dataset import CLIP_NAME_PATTERN, is_clip_name
+
+    train = dataset / "train-1" / "training80_01"
+    for name in ("holiday.mp4", "J4GQm9j0JZ0.x01.mp4"):
+        write_clip(train / name, 9)
+    fake = CountingFaces()
+    monkeypatch.setattr(P, "_video_to_faces", fake)
+    out = tmp_path / "cache"
+    summary = prepare(dataset, out, num_frames=FRAMES, size=SIZE, workers=1, progress=False)
+    clips = read_manifest(out)["clips"]
+    for name in ("holiday.mp4", "J4GQm9j0JZ0.x01.mp4"):
+        assert not is_clip_name(name)
+        entry = clips[name]
+        assert entry["status"] == "skipped" and entry["file"] is None, entry
+        assert str(train / name) in entry["error"] and CLIP_NAME_PATTERN in entry["error"]
+        assert name not in fake.calls and not clip_cache_path(out, name).exists()
+    assert summary["skipped"] == 2 and summary["splits"]["train"]["skipped"] == 2
+    assert {n: s for n, s in statuses(out).items() if n in EXPECTED_STATUS} == EXPECTED_STATUS
+    again = prepare(dataset, out, num_frames=FRAMES, size=SIZE, workers=1, progress=False)
+    assert again["skipped"] == 2 and again["reused"] == 5  # still skipped on a re-run, never counted kept
+
+
+def test_two_clips_taking_one_cache_file_are_reported_not_overwritten(dataset, tmp_path, monkeypatch):
+    train = dataset / "train-1" / "training80_01"
+    upper = write_clip(train / "J4GQm9j0JZ0.001.MP4", 7)  # beside the labelled J4GQm9j0JZ0.001.mp4
+    fake = CountingFaces()
+    monkeypatch.setattr(P, "_video_to_faces", fake)
+    out = tmp_path / "cache"
+    summary = prepare(dataset, out, num_frames=FRAMES, size=SIZE, workers=1, progress=False)
+    clips = read_manifest(out)["clips"]
+    entry = clips["J4GQm9j0JZ0.001.MP4"]
+    assert entry["status"] == "skipped" and entry["file"] is None
+    assert str(upper) in entry["error"] and str(train / "J4GQm9j0JZ0.001.mp4") in entry["error"]
+    assert str(clip_cache_path(out, "J4GQm9j0JZ0.001.mp4")) in entry["error"]
+    assert clips["J4GQm9j0JZ0.001.mp4"]["status"] == "prepared"  # the labelled one is kept
+    assert fake.calls.count("J4GQm9j0JZ0.001.mp4") == 1 and "J4GQm9j0JZ0.001.MP4" not in fake.calls
+    assert summary["skipped"] == 1
+
+
+def test_cli_prints_skipped_clips(dataset, tmp_path, monkeypatch, capsys):
+    from helpers.__main__ import main
+
+    write_clip(dataset / "train-1" / "holiday.mp4", 9)
+    monkeypatch.setattr(P, "_video_to_faces", CountingFaces())
+    out = tmp_path / "cache"
+    assert main(["prepare", str(dataset), "--out", str(out), "--num-frames", str(FRAMES), "--size", str(SIZE),
+                 "--workers", "1"]) == 0
+    text = capsys.readouterr().out
+    assert "skipped" in text.splitlines()[0]
+    assert "1 clips skipped" in text and "manifest.json" in text
+
+
+# --------------------------------------------------------------------------- one run per cache folder
+
+SLOW_PREPARE = textwrap.dedent("""
+    import sys, time
+    from types import SimpleNamespace
+    import numpy as np
+    from helpers import prepare as P
+
+    def slow(path, num_frames, size, detector=None):
+        time.sleep(0.4)
+        n = num_frames
+        return SimpleNamespace(faces=np.zeros((n, size, size), np.uint8), found=np.ones(n, bool),
+                               usable=np.ones(n, bool), boxes=np.zeros((n, 4)), frame_indices=np.arange(n), fps=25.0)
+
+    P._video_to_faces = slow
+    if __name__ == "__main__":
+        print(P.prepare(sys.argv[1], sys.argv[2], num_frames=6, size=24, workers=1, progress=False)["done"])
+""")
+
+
+def _wait_for_lock(out: Path, pid: int, proc: subprocess.Popen) -> None:
+    lock = out / P.LOCK_NAME
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        if lock.is_file() and lock.read_text().strip() == str(pid):
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"the first prepare never held {lock} (rc {proc.poll()})")
+
+
+def test_second_prepare_on_one_folder_is_refused_and_the_first_finishes(dataset, tmp_path):
+    script = tmp_path / "slow_prepare.py"
+    script.write_text(SLOW_PREPARE)
+    out = tmp_path / "cache"
+    first = subprocess.Popen([sys.executable, str(script), str(dataset), str(out)], cwd=REPO,
+                             env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_lock(out, first.pid, first)
+        deadline = time.monotonic() + 60
+        while not (out / cache.MANIFEST_NAME).is_file() and time.monotonic() < deadline:
+            time.sleep(0.02)  # written once the first run has found its clips
+        in_flight = out / "clips" / ".J4GQm9j0JZ0.001.npz.abc.tmp"  # stands for the first run's partial write
+        in_flight.parent.mkdir(parents=True, exist_ok=True)
+        in_flight.write_bytes(b"partial")
+        manifest_before = (out / cache.MANIFEST_NAME).read_bytes()
+        second = subprocess.run([sys.executable, "-m", "helpers", "prepare", str(dataset), "--out", str(out),
+                                 "--num-frames", str(FRAMES), "--size", str(SIZE), "--workers", "1"],
+                                cwd=REPO, capture_output=True, text=True, timeout=120)
+        assert second.returncode == 2 and "Traceback" not in second.stderr, second.stderr
+        assert len(second.stderr.strip().splitlines()) == 1
+        assert str(out) in second.stderr and f"another run (process {first.pid})" in second.stderr
+        assert in_flight.exists()  # the loser deleted nothing of the first run's
+        # the second wrote nothing (the first, 7 clips of 0.4 s, rewrites it only at its end)
+        assert first.poll() is None and (out / cache.MANIFEST_NAME).read_bytes() == manifest_before
+        stdout, stderr = first.communicate(timeout=120)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert first.returncode == 0, stderr
+    assert int(stdout.strip()) == len(EXPECTED_STATUS)
+    manifest = read_manifest(out)
+    assert manifest["complete"] is True and len(manifest["clips"]) == len(EXPECTED_STATUS)
+    assert manifest["settings"]["num_frames"] == 6  # the first run's, never rewritten by the second
+
+
+def test_a_killed_run_leaves_no_lock(dataset, tmp_path, monkeypatch):
+    out = tmp_path / "cache"
+    out.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from helpers.prepare import cache_lock\n"
+                               "with cache_lock(sys.argv[1]):\n    time.sleep(60)", str(out)], cwd=REPO)
+    try:
+        _wait_for_lock(out, holder.pid, holder)
+        with pytest.raises(P.CacheBusyError, match=f"{re.escape(str(out))} is being prepared.*{holder.pid}"):
+            prepare(dataset, out, num_frames=FRAMES, size=SIZE, workers=1, progress=False)
+    finally:
+        holder.kill()
+        holder.wait()
+    monkeypatch.setattr(P, "_video_to_faces", CountingFaces())
+    assert prepare(dataset, out, num_frames=FRAMES, size=SIZE, workers=1, progress=False)["done"] == 7
+
+
+def test_lock_file_mode_follows_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        with P.cache_lock(tmp_path):
+            pass
+    finally:
+        os.umask(old)
+    assert (tmp_path / P.LOCK_NAME).stat().st_mode & 0o777 == 0o644
+
+
+# --------------------------------------------------------------------------- damaged headers, full disks
+
+
+def test_cache_file_with_a_huge_header_is_redone(dataset, tmp_path, monkeypatch):
+    from test_cache import with_faces_header
+
+    monkeypatch.setattr(P, "_video_to_faces", CountingFaces())
+    out = tmp_path / "cache"
+    prepare(dataset, out, num_frames=FRAMES, size=SIZE, workers=1, progress=False)
+    crafted = clip_cache_path(out, "J4GQm9j0JZ0.002.mp4")
+    with_faces_header(crafted, (10**9, SIZE, SIZE))
+    summary = prepare(dataset, out, num_frames=FRAMES, size=SIZE, workers=1, progress=False)
+    assert summary["redone"] == 1 and summary["reused"] == 4
+    assert load_clip_cache(crafted)["faces"].shape == (FRAMES, SIZE, SIZE)
+
+
+@pytest.mark.parametrize("where", ["clip", "manifest"])
+def test_full_disk_is_one_error_line_naming_the_file(dataset, tmp_path, monkeypatch, capsys, where):
+    import errno
+
+    from helpers.__main__ import main
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(P, "_video_to_faces", CountingFaces())
+    monkeypatch.setattr(*((np, "savez", full) if where == "clip" else (cache, "write_json_atomic", full)))
+    out = tmp_path / "cache"
+    code = main(["prepare", str(dataset), "--out", str(out), "--num-frames", str(FRAMES), "--size", str(SIZE),
+                 "--workers", "1"])
+    stderr = capsys.readouterr().err
+    err = [line for line in stderr.splitlines() if line.strip() and not line.startswith("prepare:")]  # bar aside
+    assert code == 2 and len(err) == 1 and "Traceback" not in stderr, err
+    named = out / "clips" if where == "clip" else out / cache.MANIFEST_NAME
+    assert "CacheWriteError" in err[0] and str(named) in err[0] and "disk is full" in err[0]

@@ -18,6 +18,7 @@ README's Reliability table is made from it).
 from __future__ import annotations
 
 import ctypes
+import io
 import json
 import os
 import pickle
@@ -955,3 +956,123 @@ def test_files_prepare_writes_follow_the_umask(tmp_path):
     modes = {p.relative_to(out).as_posix(): oct(p.stat().st_mode & 0o777) for p in out.rglob("*") if p.is_file()}
     assert modes and set(modes.values()) == {"0o644"}, modes  # mkstemp alone gave 0o600
     record("prepare under umask 022", "prepare", "cache files and manifest 0644 (shareable), not 0600")
+
+# --------------------------------------------------------------------------- prepare, round two: concurrent runs,
+# crafted cache headers, clip names, full disks (issue 19, items 3, 8, 10 and 12, prepare side)
+
+
+def test_second_cli_prepare_on_one_folder_is_refused_and_the_first_finishes(tmp_path):
+    src, out = tmp_path / "src", tmp_path / "cache"
+    names = [f"clip{i:02d}.001.mp4" for i in range(6)]
+    for i, name in enumerate(names):
+        face_clip(src / name, n=20, seed=i)
+    args = ("prepare", str(src), "--out", str(out), "--num-frames", str(FRAMES), "--size", str(SIZE),
+            "--workers", "1")
+    first = subprocess.Popen([sys.executable, "-m", "helpers", *args], cwd=REPO, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        lock, deadline = out / ".prepare.lock", time.monotonic() + 90
+        while time.monotonic() < deadline and first.poll() is None:
+            if (out / "manifest.json").is_file() and lock.is_file() and lock.read_text().strip() == str(first.pid):
+                break
+            time.sleep(0.01)
+        first.send_signal(signal.SIGSTOP)  # holds the folder, mid-run, for as long as the second one takes
+        before = (out / "manifest.json").read_bytes()
+        second = cli(*args)
+        after = (out / "manifest.json").read_bytes()
+        first.send_signal(signal.SIGCONT)
+        rc = first.wait(120)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert second.returncode == 2 and "Traceback" not in second.stderr, second.stderr[-2000:]
+    assert str(out) in second.stderr and f"another run (process {first.pid})" in second.stderr
+    assert after == before  # the refused run wrote nothing
+    assert rc == 0
+    manifest = read_manifest(out)
+    assert manifest["complete"] is True and set(manifest["clips"]) == set(names)
+    for name in names:
+        assert len(load_clip_cache(clip_cache_path(out, name))["faces"]) == FRAMES
+    record("two `prepare` runs on one --out (the first stopped mid-run while the second starts)", "prepare (CLI)",
+           "second refused at once, naming the folder and the first's pid; the first finishes, all 6 clips load")
+
+
+def test_cache_header_claiming_a_huge_shape_is_skipped_by_train_and_redone_by_prepare(hostile, tmp_path, caplog):
+    import zipfile as zf
+
+    from helpers.training import train
+
+    out = tmp_path / "cache"
+    shutil.copytree(hostile["out"], out)
+    crafted = clip_cache_path(out, "good.002.mp4")
+    with zf.ZipFile(crafted) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False,
+                                                  "shape": (10**9, SIZE, SIZE)})  # 1 TB claimed
+    members["faces.npy"] = header.getvalue() + np.load(crafted)["faces"].tobytes()
+    with zf.ZipFile(crafted, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    with pytest.raises(CacheFileError, match=re.escape(str(crafted)) + ".*claims shape"):
+        load_clip_cache(crafted)
+
+    caplog.set_level("WARNING", logger="helpers.inputs")
+    train(out, tmp_path / "run", length=FRAMES, epochs=1, batch_size=2, seed=0,
+          model_kwargs={"widths": (4, 8), "features": 8, "units": 8})
+    skipped = json.loads((tmp_path / "run" / "metrics.json").read_text())["skipped_files"]
+    assert set(skipped) == {"good.002.mp4"} and str(crafted) in skipped["good.002.mp4"]
+    assert any("good.002.mp4" in r.getMessage() for r in caplog.records if r.name == "helpers.inputs")
+    record("cache .npz whose faces header claims 10^9 frames (1 TB)", "train",
+           "skipped with a warning naming it, nothing allocated; listed in metrics.json skipped_files")
+
+    summary = prepare(hostile["src"], out, num_frames=FRAMES, size=SIZE, workers=1, progress=False)
+    assert summary["redone"] == 1
+    assert len(load_clip_cache(crafted)["faces"]) == FRAMES
+    record("cache .npz whose faces header claims 10^9 frames (1 TB)", "prepare re-run",
+           "detected from the header and redone (summary.redone)")
+
+
+def test_clip_names_outside_the_rule_and_shared_cache_files_are_skipped(tmp_path):
+    src, out = tmp_path / "src", tmp_path / "cache"
+    face_clip(src / "good.001.mp4", seed=1)
+    face_clip(src / "holiday video.mp4", seed=2)
+    face_clip(src / "more" / "good.001.MP4", seed=3)
+    proc = cli("prepare", str(src), "--out", str(out), "--num-frames", str(FRAMES), "--size", str(SIZE),
+               "--workers", "1", "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary, clips = json.loads(proc.stdout), read_manifest(out)["clips"]
+    assert {n: e["status"] for n, e in clips.items()} == {
+        "good.001.mp4": "prepared", "holiday video.mp4": "skipped", "good.001.MP4": "skipped"}
+    assert str(src / "holiday video.mp4") in clips["holiday video.mp4"]["error"]
+    assert "<video id>.<NNN>.<ext>" in clips["holiday video.mp4"]["error"]
+    shared = clips["good.001.MP4"]["error"]
+    assert str(src / "more" / "good.001.MP4") in shared and str(src / "good.001.mp4") in shared
+    assert summary["skipped"] == 2 and summary["prepared"] == 1
+    record("clip named outside `<id>.<NNN>.<ext>` (`holiday video.mp4`)", "prepare (CLI)",
+           "status `skipped`, the error naming the file and the pattern; counted in the summary")
+    record("`x.001.mp4` and `x.001.MP4` (one cache file for two clips)", "prepare (CLI)",
+           "one prepared; the other `skipped`, its error naming both files and the cache file")
+
+
+def test_write_failing_mid_run_is_one_error_line_naming_the_file(tmp_path):
+    import resource
+
+    src, out = tmp_path / "src", tmp_path / "cache"
+    for i in range(3):
+        face_clip(src / f"clip{i}.001.mp4", n=20, seed=i)
+    limit = 16_000  # bytes per file: each manifest fits, a clip of 32 x 48 x 48 faces (74 KB) does not
+
+    def small_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))  # Python ignores SIGXFSZ: writes fail (EFBIG)
+
+    proc = cli("prepare", str(src), "--out", str(out), "--workers", "1", preexec_fn=small_files)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert len(errors) == 1 and "CacheWriteError" in errors[0] and str(out / "clips") in errors[0], errors
+    assert not [p for p in (out / "clips").iterdir() if p.suffix != ".npz"]  # no temporary file left
+    manifest = read_manifest(out)
+    assert manifest["complete"] is False
+    record("a write fails mid-run (file size limit: EFBIG; a full disk is the same path)", "prepare (CLI)",
+           "one error line naming the cache file; exit 2; no temporary file left; the manifest stays readable")

@@ -176,12 +176,12 @@ def test_unknown_split_scheme_is_refused(cache, tmp_path):
         Tr.train(cache, tmp_path / "x", length=FRAMES, epochs=1, split_scheme="random", model_kwargs=TINY)
 
 
-def test_source_dataset_is_demo_when_the_source_holds_demo_factors(tmp_path):
-    from helpers.prepare import source_dataset
+def test_source_dataset_is_demo_when_the_source_says_so(tmp_path):
+    from helpers.dataset import dataset_kind, write_dataset_kind
 
-    assert source_dataset(tmp_path) == "first_impressions"
-    (tmp_path / "demo_factors.json").write_text("{}")
-    assert source_dataset(tmp_path) == "demo"
+    assert dataset_kind(tmp_path) == "first_impressions"
+    write_dataset_kind(tmp_path, "demo")
+    assert dataset_kind(tmp_path) == "demo"
 
 
 def test_same_seed_same_result(run, cache, tmp_path):
