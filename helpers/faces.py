@@ -449,19 +449,66 @@ class _FaceFollower:
         return None
 
 
+def _where_next(boxes: np.ndarray, hits: list[int], times: np.ndarray, i: int) -> tuple[bool, np.ndarray | None, np.ndarray | None]:
+    """Where to look in row ``i``: (live, expected, near).
+
+    ``live``: the current track's last detection is at most ``MAX_GAP_SECONDS`` old;
+    ``expected``: then, where the face should be (``expected_box``), else None; ``near``: where
+    the region step searches, ``expected`` or, after a long absence, where the face was last
+    seen (cheap, and usually where the person comes back; a face found there still starts a
+    new track); None before any detection.
+    """
+    if not hits:
+        return False, None, None
+    if times[i] - times[hits[-1]] > MAX_GAP_SECONDS:
+        return False, None, boxes[hits[-1]]
+    before = boxes[hits[-2]] if len(hits) > 1 else None
+    t_before = times[hits[-2]] if len(hits) > 1 else 0.0
+    expected = expected_box(before, boxes[hits[-1]], t_before, times[hits[-1]], times[i])
+    return True, expected, expected
+
+
+def _look(follower: _FaceFollower, gray: np.ndarray, expected, near) -> tuple[np.ndarray | None, bool]:
+    """One frame's forward searches: (box or None, whether it is a clearly larger face).
+
+    The roll the face had and those next to it; then the whole frame (the face may have moved
+    further than the region); then the other rolls (it may have tilted further).
+    """
+    box = follower.in_region(gray, near, near=True) if near is not None else None
+    if box is not None:
+        return box, False
+    box = follower.whole_frame(gray, expected)
+    if box is not None:
+        return box, expected is not None and box[2] >= SWITCH_RATIO * expected[2]
+    if near is not None:
+        return follower.in_region(gray, near, near=False), False
+    return None, False
+
+
+def _fill_backward(follower: _FaceFollower, frames: np.ndarray, times: np.ndarray,
+                   boxes: np.ndarray, track: np.ndarray) -> None:
+    """Step d, in place: frames without a face at most ``MAX_GAP_SECONDS`` before a detection
+    get the region step from it (a clip that starts with a tilted or small face is found from
+    the frames after)."""
+    for i in range(len(frames) - 2, -1, -1):
+        j = i + 1
+        if track[i] < 0 and track[j] >= 0 and times[j] - times[i] <= MAX_GAP_SECONDS:
+            box = follower.in_region(frames[i], boxes[j])
+            if box is not None:
+                boxes[i], track[i] = box, track[j]
+
+
 def follow_face(frames: np.ndarray, times: np.ndarray, detector: Detector | None = None,
                 budget: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Detect and follow one face through grayscale frames [n, h, w] taken at ``times`` (seconds).
 
     Returns (boxes float [n, 4], NaN where not found; track int [n], -1 where not found).
     Forward, each frame: the region step (``_FaceFollower.in_region``) around where the face
-    should be, then the whole-frame steps. After an absence longer than ``MAX_GAP_SECONDS`` the
-    person may have gone, so the next detection starts a new track: a face where the followed
-    one was last seen, else the largest face. So does a switch to a clearly larger face
-    (``pick_followed``). Then backward:
-    frames still without a face, at most ``MAX_GAP_SECONDS`` before a detection, get the
-    region step from it (a clip that starts with a tilted or small face is found from the
-    frames after). ``track`` numbers the segments: interpolation never joins two.
+    should be, then the whole-frame steps (``_look``). After an absence longer than
+    ``MAX_GAP_SECONDS`` the person may have gone, so the next detection starts a new track: a
+    face where the followed one was last seen, else the largest face. So does a switch to a
+    clearly larger face (``pick_followed``). Then backward (``_fill_backward``).
+    ``track`` numbers the segments: interpolation never joins two.
     """
     n = len(frames)
     boxes, track = np.full((n, 4), np.nan), np.full(n, -1, np.int64)
@@ -472,35 +519,15 @@ def follow_face(frames: np.ndarray, times: np.ndarray, detector: Detector | None
     hits: list[int] = []  # rows of the current track, latest last
     current = -1
     for i, gray in enumerate(frames):
-        live = bool(hits) and times[i] - times[hits[-1]] <= MAX_GAP_SECONDS
-        expected = None
-        if live:
-            before = boxes[hits[-2]] if len(hits) > 1 else None
-            t_before = times[hits[-2]] if len(hits) > 1 else 0.0
-            expected = expected_box(before, boxes[hits[-1]], t_before, times[hits[-1]], times[i])
-        # After a long absence, look first where the face was last seen (cheap, and usually
-        # where the person comes back); a face found there still starts a new track.
-        near = expected if live else boxes[hits[-1]] if hits else None
-        # The roll it had and those next to it; then the whole frame (the face may have moved
-        # further than the region); then the other rolls (it may have tilted further).
-        box = follower.in_region(gray, near, near=True) if near is not None else None
-        new_track = not live
+        live, expected, near = _where_next(boxes, hits, times, i)
+        box, larger = _look(follower, gray, expected, near)
         if box is None:
-            box = follower.whole_frame(gray, expected)
-            new_track = new_track or (box is not None and box[2] >= SWITCH_RATIO * expected[2])
-        if box is None and near is not None:
-            box = follower.in_region(gray, near, near=False)
-        if box is not None:
-            if new_track:  # a first face, one after a long absence, or a clearly larger one
-                current, hits = current + 1, []
-            boxes[i], track[i] = box, current
-            hits.append(i)
-    for i in range(n - 2, -1, -1):
-        j = i + 1
-        if track[i] < 0 and track[j] >= 0 and times[j] - times[i] <= MAX_GAP_SECONDS:
-            box = follower.in_region(frames[i], boxes[j])
-            if box is not None:
-                boxes[i], track[i] = box, track[j]
+            continue
+        if larger or not live:  # a first face, one after a long absence, or a clearly larger one
+            current, hits = current + 1, []
+        boxes[i], track[i] = box, current
+        hits.append(i)
+    _fill_backward(follower, frames, times, boxes, track)
     return boxes, track
 
 
