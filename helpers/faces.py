@@ -32,8 +32,9 @@ the sampled frames, small and near the last face, is over 15x faster; see
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
-from functools import lru_cache
+from dataclasses import dataclass
+from collections.abc import Callable
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Protocol
 
@@ -129,7 +130,7 @@ TRIM_SIDES = 0.075  # of the box width, from the left and from the right
 TRIM_TOP = 0.05  # of the box height, from the top
 
 _CASCADE_FILE = "haarcascade_frontalface_default.xml"
-_CASCADE_WINDOW = 24  # the frontal-face cascade's training window, pixels
+_CASCADE_WINDOW = 24  # the default cascade's training window, pixels: the sizes above are set for it
 
 
 @dataclass
@@ -173,9 +174,9 @@ class Detector(Protocol):
                  max_size: float | None = None, scale_factor: float | None = None) -> np.ndarray: ...
 
 
-@lru_cache(maxsize=1)
-def load_face_cascade() -> cv2.CascadeClassifier:
-    """OpenCV's bundled frontal-face Haar cascade, loaded once per process."""
+@lru_cache(maxsize=None)
+def load_face_cascade(cascade: str = _CASCADE_FILE) -> cv2.CascadeClassifier:
+    """One of OpenCV's bundled Haar cascades (file name in ``cv2.data.haarcascades``), loaded once per process."""
     data = getattr(cv2, "data", None)
     if data is None or not hasattr(cv2, "CascadeClassifier"):
         # opencv-python 5.x wheels ship neither the Haar cascades nor CascadeClassifier.
@@ -183,11 +184,11 @@ def load_face_cascade() -> cv2.CascadeClassifier:
             f"this OpenCV ({cv2.__version__}) has no Haar cascades; install a 4.x wheel: "
             'pip install "opencv-python-headless>=4.10,<5"'
         )
-    path = Path(data.haarcascades) / _CASCADE_FILE
-    cascade = cv2.CascadeClassifier(str(path))
-    if cascade.empty():
+    path = Path(data.haarcascades) / cascade
+    classifier = cv2.CascadeClassifier(str(path))
+    if classifier.empty():
         raise OSError(f"could not load the Haar cascade {path}; reinstall opencv-python-headless>=4.10,<5")
-    return cascade
+    return classifier
 
 
 def _region_slice(shape: tuple[int, int], region) -> tuple[int, int, int, int]:
@@ -202,16 +203,34 @@ def _region_slice(shape: tuple[int, int], region) -> tuple[int, int, int, int]:
 
 @dataclass
 class HaarDetector:
-    """OpenCV's frontal-face Haar cascade (``haarcascade_frontalface_default.xml``) as a ``Detector``."""
+    """One of OpenCV's frontal-face Haar cascades (default ``haarcascade_frontalface_default.xml``) as a ``Detector``.
+
+    Its ``name`` comes from the cascade file (``haarcascade_frontalface_alt2.xml``:
+    ``haar-frontalface-alt2``), its ``window`` from the cascade itself (24 px default, 20 alt/alt2).
+    """
 
     scale_factor: float = SCALE_FACTOR
     min_neighbors: int = MIN_NEIGHBORS
-    name: str = field(default="haar-frontalface-default", init=False)
-    window: int = field(default=_CASCADE_WINDOW, init=False)
+    cascade: str = _CASCADE_FILE
+
+    def __post_init__(self):
+        # Settings come back from JSON a user may have edited: numbers as numbers, or a ValueError now.
+        self.scale_factor, self.min_neighbors = float(self.scale_factor), int(self.min_neighbors)
+        if Path(self.cascade).name != self.cascade:
+            raise ValueError(f"cascade {self.cascade!r} must be a file name in cv2.data.haarcascades, not a path")
+
+    @property
+    def name(self) -> str:
+        return "haar-" + Path(self.cascade).stem.removeprefix("haarcascade_").replace("_", "-")
+
+    @property
+    def window(self) -> int:
+        return int(load_face_cascade(self.cascade).getOriginalWindowSize()[0])
 
     @property
     def settings(self) -> dict:
-        return {"cascade": _CASCADE_FILE, "scale_factor": self.scale_factor, "min_neighbors": self.min_neighbors,
+        """The arguments that rebuild it, and the OpenCV version (results may differ slightly across versions)."""
+        return {"cascade": self.cascade, "scale_factor": self.scale_factor, "min_neighbors": self.min_neighbors,
                 "opencv": cv2.__version__}
 
     def __call__(self, gray: np.ndarray, region=None, min_size: float | None = None,
@@ -222,7 +241,7 @@ class HaarDetector:
         min_side = max(self.window, int(round(min_size or 0)))
         if min(patch.shape, default=0) < min_side:
             return np.zeros((0, 4), np.float64)
-        found = load_face_cascade().detectMultiScale(
+        found = load_face_cascade(self.cascade).detectMultiScale(
             patch, scaleFactor=scale_factor or self.scale_factor, minNeighbors=self.min_neighbors,
             minSize=(min_side, min_side),
             maxSize=(int(max_size), int(max_size)) if max_size else None,
@@ -232,28 +251,60 @@ class HaarDetector:
         return np.asarray(found, np.float64) + (x0, y0, 0, 0)
 
 
+#: The registered face detectors: name (as a manifest records it, and ``prepare --detector``
+#: takes it) -> builder taking the detector's ``settings`` (all optional) as keywords. Each is one
+#: of the frontal-face cascades OpenCV 4.x ships; ``alt2`` is the usual second choice (a
+#: smaller, 20 px window, fewer false alarms than ``default`` in OpenCV's own comparisons).
+DETECTORS: dict[str, Callable[..., Detector]] = {
+    HaarDetector(cascade=f"haarcascade_frontalface_{kind}.xml").name:
+        partial(HaarDetector, cascade=f"haarcascade_frontalface_{kind}.xml")
+    for kind in ("default", "alt2", "alt")
+}
+#: The detector ``prepare`` uses unless told otherwise.
+DEFAULT_DETECTOR = "haar-frontalface-default"
+
+
+def build_detector(detector: str | Detector | None = None, **settings) -> Detector:
+    """A detector: ``detector`` itself if it is one, else the registered one of that name
+    (None: ``DEFAULT_DETECTOR``) built with ``settings``.
+
+    An unknown name, or settings its builder does not take, raise ``ValueError`` listing the
+    registered names.
+    """
+    if detector is not None and not isinstance(detector, str):
+        return detector
+    name = DEFAULT_DETECTOR if detector is None else detector
+    if name not in DETECTORS:
+        raise ValueError(f"unknown face detector {name!r}; choose one of {', '.join(DETECTORS)}")
+    try:
+        built = DETECTORS[name](**settings)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"face detector {name!r} does not take the settings {settings} ({err})") from None
+    if built.name != name:  # e.g. a record whose cascade is not the one its name says
+        raise ValueError(f"face detector settings {settings} make {built.name!r}, not {name!r}")
+    return built
+
+
 def detector_record(detector: Detector | None = None) -> dict:
-    """What identifies ``detector`` (default ``HaarDetector()``) in a manifest or run: ``{"name", "settings"}``."""
-    detector = detector or HaarDetector()
+    """What identifies ``detector`` (default ``build_detector()``) in a manifest or run: ``{"name", "settings"}``."""
+    detector = detector or build_detector()
     return {"name": detector.name, "settings": dict(detector.settings)}
 
 
 def detector_from_record(record: dict | None) -> Detector:
-    """The detector a ``detector_record`` describes; None (a run that recorded none): ``HaarDetector()``.
+    """The detector a ``detector_record`` describes, any registered one; None (a run that
+    recorded none): the default.
 
     An OpenCV version other than the recorded one gives a warning, not an error: the
     cascade file is the same, but its results may differ slightly.
     """
     if record is None:
-        return HaarDetector()
-    name, settings = record.get("name"), dict(record.get("settings") or {})
-    if name != HaarDetector.name or settings.get("cascade", _CASCADE_FILE) != _CASCADE_FILE:
-        raise ValueError(f"unknown face detector {name!r} ({settings}); this helpers knows "
-                         f"{HaarDetector.name!r} with {_CASCADE_FILE}")
-    detector = HaarDetector(float(settings.get("scale_factor", SCALE_FACTOR)),
-                            int(settings.get("min_neighbors", MIN_NEIGHBORS)))
-    if settings.get("opencv", cv2.__version__) != cv2.__version__:
-        warnings.warn(f"the faces were detected with OpenCV {settings['opencv']}, this is {cv2.__version__}: "
+        return build_detector()
+    settings = dict(record.get("settings") or {})
+    opencv = settings.pop("opencv", cv2.__version__)
+    detector = build_detector(str(record.get("name")), **settings)
+    if opencv != cv2.__version__:
+        warnings.warn(f"the faces were detected with OpenCV {opencv}, this is {cv2.__version__}: "
                       "face boxes may differ slightly", stacklevel=2)
     return detector
 
