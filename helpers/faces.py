@@ -124,6 +124,16 @@ SMOOTH_ROWS = 2
 #: 720p clip of a face moving and zooming from 80 to 200 px, averaging every neighbour put
 #: 31 % of the boxes below IoU 0.5 with the true box), and the box is left as detected.
 SMOOTH_TOLERANCE = 0.1
+#: A Haar detector's track becomes usable only once a second cascade (this map: the followed
+#: cascade -> the one that confirms it) finds a face in the region step around one of its first
+#: ``CONFIRM_ROWS`` detections. One cascade's false alarms (windows, textures) are seldom the
+#: other's: on faceless street-like scenes, textures and noise (``benchmarks/bench_faces.py
+#: --faceless``) every false track of the default cascade was refused, and every track of the
+#: real photos' clips confirmed. Other detectors are not confirmed (nothing to check them with).
+CONFIRM_CASCADES = {"haarcascade_frontalface_default.xml": "haarcascade_frontalface_alt2.xml",
+                    "haarcascade_frontalface_alt2.xml": "haarcascade_frontalface_default.xml",
+                    "haarcascade_frontalface_alt.xml": "haarcascade_frontalface_default.xml"}
+CONFIRM_ROWS = 3
 #: Margins trimmed from a detected box before cropping, as in the article: Haar boxes
 #: include some background at the sides and forehead above the face.
 TRIM_SIDES = 0.075  # of the box width, from the left and from the right
@@ -582,6 +592,27 @@ def follow_face(frames: np.ndarray, times: np.ndarray, detector: Detector | None
     return boxes, track
 
 
+def confirm_tracks(frames: np.ndarray, boxes: np.ndarray, track: np.ndarray,
+                   detector: Detector | None = None) -> np.ndarray:
+    """``track`` with the tracks ``CONFIRM_CASCADES`` does not confirm set to -1 (a new array).
+
+    A track is confirmed when the confirming cascade, searching the region around one of its
+    first ``CONFIRM_ROWS`` detections (the region step, rolls included), finds a face there.
+    A detector that is not a ``HaarDetector`` with a cascade in the map: ``track`` unchanged.
+    """
+    track = np.array(track, np.int64)
+    detector = detector or HaarDetector()
+    other = CONFIRM_CASCADES.get(getattr(detector, "cascade", None)) if isinstance(detector, HaarDetector) else None
+    if other is None:
+        return track
+    follower = _FaceFollower(HaarDetector(detector.scale_factor, detector.min_neighbors, other), frames.shape[1:3])
+    for t in np.unique(track[track >= 0]):
+        rows = np.flatnonzero(track == t)[:CONFIRM_ROWS]
+        if not any(follower.in_region(frames[i], boxes[i]) is not None for i in rows):
+            track[track == t] = -1
+    return track
+
+
 def interpolate_boxes(boxes: np.ndarray, track: np.ndarray, times: np.ndarray,
                       max_gap: float = MAX_GAP_SECONDS, max_extrapolate: float = MAX_EXTRAPOLATE_SECONDS
                       ) -> tuple[np.ndarray, np.ndarray]:
@@ -687,6 +718,8 @@ def frames_to_faces(frames: np.ndarray, frame_indices, fps: float, size: int = 4
     frame_indices = np.asarray(frame_indices, np.int64)
     times = frame_indices / float(fps)
     detected, track = follow_face(frames, times, detector)
+    track = confirm_tracks(frames, detected, track, detector)
+    detected[track < 0] = np.nan
     found = track >= 0
     boxes, usable = interpolate_boxes(smooth_boxes(detected, track), track, times)
     if usable.any():

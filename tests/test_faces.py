@@ -588,3 +588,26 @@ def test_a_run_on_a_cache_of_the_second_detector_trains_and_predict_uses_that_de
     row = json.loads(capsys.readouterr().out)[0]
     assert row["status"] == "scored" and row["usable_frames"] > 0
     assert used == [second]
+
+
+# --- false alarms on faceless clips -------------------------------------------------------
+
+
+def test_faceless_scenes_give_almost_no_usable_frames():
+    """Detector false alarms on windows and textures are not followed into usable frames
+    (before tracks were confirmed by a second cascade, one 320x240 texture clip here was usable
+    in all 32 frames)."""
+    from benchmarks.bench_faces import faceless_rates
+
+    rates = faceless_rates(seeds=3, sizes=((240, 320),))
+    sampled, found, usable = np.sum(list(rates.values()), axis=0)
+    assert sampled == 4 * 3 * 32 and usable <= 0.01 * sampled, rates
+
+
+def test_unconfirmed_tracks_are_dropped_and_confirmed_ones_kept():
+    frames, truth = scene([[("hopper", (640, 360), 120, 0)]] * 2)
+    boxes, track = follow_face(frames, np.array([0.0, 0.5]))
+    assert (faces.confirm_tracks(frames, boxes, track) == track).all() and (track >= 0).all()
+    blank = np.full_like(frames, 128)  # the same boxes on frames without a face: not confirmed
+    assert (faces.confirm_tracks(blank, boxes, track) == -1).all()
+    assert (faces.confirm_tracks(blank, boxes, track, CountingDetector()) == track).all()  # nothing to confirm with
