@@ -13,7 +13,9 @@ notebooks can show each stage (and draw the boxes):
       then (while no face is followed) rolled;
    d. backward: frames just before a detection get step a from it.
    The followed face is the largest at its first detection; see ``pick_followed`` for when
-   it switches to another face.
+   it switches to another face. ``confirm_tracks``: a track counts only once a second cascade
+   finds a face near one of its first detections (``CONFIRM_CASCADES``): false alarms on
+   windows and textures are dropped.
 3. ``smooth_boxes``: each detection is averaged with its neighbours on the same track
    (``SMOOTH_ROWS``), so the detector's jitter does not pass for head motion;
    ``interpolate_boxes``: frames between two detections of the same face less than
@@ -23,8 +25,9 @@ notebooks can show each stage (and draw the boxes):
 4. ``trim_box`` + ``crop_face``: trim the box margins as the original article does, then
    crop and resize to ``size`` x ``size``.
 
-The detector is a seam (``Detector``): ``HaarDetector`` (OpenCV's frontal-face cascade) is
-the default. Compared with the article (every frame, full-resolution Haar), detecting only
+The detector is a seam (``Detector``): ``DETECTORS`` registers OpenCV's frontal-face
+cascades by name (``build_detector``; a cache records the name and settings, and
+``detector_from_record`` rebuilds any of them); ``haar-frontalface-default`` is the default. Compared with the article (every frame, full-resolution Haar), detecting only
 the sampled frames, small and near the last face, is over 15x faster; see
 ``benchmarks/bench_faces.py``.
 """
@@ -149,7 +152,7 @@ class FaceSequence:
 
     #: uint8 [n, size, size] grayscale face crops.
     faces: np.ndarray
-    #: bool [n]: True only where the detector fired on the followed face in that frame.
+    #: bool [n]: True only where the detector fired on the followed face (a confirmed track) in that frame.
     found: np.ndarray
     #: bool [n]: True where the crop is trusted as the followed face: ``found``, or a box
     #: interpolated/held within ``MAX_GAP_SECONDS`` / ``MAX_EXTRAPOLATE_SECONDS``. Train on these.
