@@ -85,6 +85,7 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
         size=args.size,
         workers=args.workers,
         labels=[Path(p) for p in args.labels] if args.labels else None,
+        detector=args.detector,
     )
     print(json.dumps(summary, indent=2) if args.json else prepare_summary_text(summary))
     return 0
@@ -206,6 +207,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     are added only for ``train`` or when None (the whole parser).
     """
     from helpers.demo import make_demo_dataset
+    from helpers.faces import DEFAULT_DETECTOR, DETECTORS
     from helpers.prepare import prepare
     from helpers.notebooks import execute_series
 
@@ -233,6 +235,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                    help="worker processes (default: CPU count)")
     p.add_argument("--labels", nargs="+", default=None, metavar="FILE",
                    help="annotation pickles (default: annotation_*.pkl found in SOURCE)")
+    p.add_argument("--detector", choices=list(DETECTORS), default=DEFAULT_DETECTOR,
+                   help=f"face detector, recorded in the cache; train and predict use it (default {DEFAULT_DETECTOR})")
     p.add_argument("--json", action="store_true", help="print the full summary as JSON")
     p.set_defaults(func=_cmd_prepare)
 

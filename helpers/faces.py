@@ -13,7 +13,9 @@ notebooks can show each stage (and draw the boxes):
       then (while no face is followed) rolled;
    d. backward: frames just before a detection get step a from it.
    The followed face is the largest at its first detection; see ``pick_followed`` for when
-   it switches to another face.
+   it switches to another face. ``confirm_tracks``: a track counts only once a second cascade
+   finds a face near one of its first detections (``CONFIRM_CASCADES``): false alarms on
+   windows and textures are dropped.
 3. ``smooth_boxes``: each detection is averaged with its neighbours on the same track
    (``SMOOTH_ROWS``), so the detector's jitter does not pass for head motion;
    ``interpolate_boxes``: frames between two detections of the same face less than
@@ -23,8 +25,9 @@ notebooks can show each stage (and draw the boxes):
 4. ``trim_box`` + ``crop_face``: trim the box margins as the original article does, then
    crop and resize to ``size`` x ``size``.
 
-The detector is a seam (``Detector``): ``HaarDetector`` (OpenCV's frontal-face cascade) is
-the default. Compared with the article (every frame, full-resolution Haar), detecting only
+The detector is a seam (``Detector``): ``DETECTORS`` registers OpenCV's frontal-face
+cascades by name (``build_detector``; a cache records the name and settings, and
+``detector_from_record`` rebuilds any of them); ``haar-frontalface-default`` is the default. Compared with the article (every frame, full-resolution Haar), detecting only
 the sampled frames, small and near the last face, is over 15x faster; see
 ``benchmarks/bench_faces.py``.
 """
@@ -32,8 +35,9 @@ the sampled frames, small and near the last face, is over 15x faster; see
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
-from functools import lru_cache
+from dataclasses import dataclass
+from collections.abc import Callable
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Protocol
 
@@ -123,13 +127,23 @@ SMOOTH_ROWS = 2
 #: 720p clip of a face moving and zooming from 80 to 200 px, averaging every neighbour put
 #: 31 % of the boxes below IoU 0.5 with the true box), and the box is left as detected.
 SMOOTH_TOLERANCE = 0.1
+#: A Haar detector's track becomes usable only once a second cascade (this map: the followed
+#: cascade -> the one that confirms it) finds a face in the region step around one of its first
+#: ``CONFIRM_ROWS`` detections. One cascade's false alarms (windows, textures) are seldom the
+#: other's: on faceless street-like scenes, textures and noise (``benchmarks/bench_faces.py
+#: --faceless``) every false track of the default cascade was refused, and every track of the
+#: real photos' clips confirmed. Other detectors are not confirmed (nothing to check them with).
+CONFIRM_CASCADES = {"haarcascade_frontalface_default.xml": "haarcascade_frontalface_alt2.xml",
+                    "haarcascade_frontalface_alt2.xml": "haarcascade_frontalface_default.xml",
+                    "haarcascade_frontalface_alt.xml": "haarcascade_frontalface_default.xml"}
+CONFIRM_ROWS = 3
 #: Margins trimmed from a detected box before cropping, as in the article: Haar boxes
 #: include some background at the sides and forehead above the face.
 TRIM_SIDES = 0.075  # of the box width, from the left and from the right
 TRIM_TOP = 0.05  # of the box height, from the top
 
 _CASCADE_FILE = "haarcascade_frontalface_default.xml"
-_CASCADE_WINDOW = 24  # the frontal-face cascade's training window, pixels
+_CASCADE_WINDOW = 24  # the default cascade's training window, pixels: the sizes above are set for it
 
 
 @dataclass
@@ -138,7 +152,7 @@ class FaceSequence:
 
     #: uint8 [n, size, size] grayscale face crops.
     faces: np.ndarray
-    #: bool [n]: True only where the detector fired on the followed face in that frame.
+    #: bool [n]: True only where the detector fired on the followed face (a confirmed track) in that frame.
     found: np.ndarray
     #: bool [n]: True where the crop is trusted as the followed face: ``found``, or a box
     #: interpolated/held within ``MAX_GAP_SECONDS`` / ``MAX_EXTRAPOLATE_SECONDS``. Train on these.
@@ -173,9 +187,9 @@ class Detector(Protocol):
                  max_size: float | None = None, scale_factor: float | None = None) -> np.ndarray: ...
 
 
-@lru_cache(maxsize=1)
-def load_face_cascade() -> cv2.CascadeClassifier:
-    """OpenCV's bundled frontal-face Haar cascade, loaded once per process."""
+@lru_cache(maxsize=None)
+def load_face_cascade(cascade: str = _CASCADE_FILE) -> cv2.CascadeClassifier:
+    """One of OpenCV's bundled Haar cascades (file name in ``cv2.data.haarcascades``), loaded once per process."""
     data = getattr(cv2, "data", None)
     if data is None or not hasattr(cv2, "CascadeClassifier"):
         # opencv-python 5.x wheels ship neither the Haar cascades nor CascadeClassifier.
@@ -183,11 +197,11 @@ def load_face_cascade() -> cv2.CascadeClassifier:
             f"this OpenCV ({cv2.__version__}) has no Haar cascades; install a 4.x wheel: "
             'pip install "opencv-python-headless>=4.10,<5"'
         )
-    path = Path(data.haarcascades) / _CASCADE_FILE
-    cascade = cv2.CascadeClassifier(str(path))
-    if cascade.empty():
+    path = Path(data.haarcascades) / cascade
+    classifier = cv2.CascadeClassifier(str(path))
+    if classifier.empty():
         raise OSError(f"could not load the Haar cascade {path}; reinstall opencv-python-headless>=4.10,<5")
-    return cascade
+    return classifier
 
 
 def _region_slice(shape: tuple[int, int], region) -> tuple[int, int, int, int]:
@@ -202,16 +216,34 @@ def _region_slice(shape: tuple[int, int], region) -> tuple[int, int, int, int]:
 
 @dataclass
 class HaarDetector:
-    """OpenCV's frontal-face Haar cascade (``haarcascade_frontalface_default.xml``) as a ``Detector``."""
+    """One of OpenCV's frontal-face Haar cascades (default ``haarcascade_frontalface_default.xml``) as a ``Detector``.
+
+    Its ``name`` comes from the cascade file (``haarcascade_frontalface_alt2.xml``:
+    ``haar-frontalface-alt2``), its ``window`` from the cascade itself (24 px default, 20 alt/alt2).
+    """
 
     scale_factor: float = SCALE_FACTOR
     min_neighbors: int = MIN_NEIGHBORS
-    name: str = field(default="haar-frontalface-default", init=False)
-    window: int = field(default=_CASCADE_WINDOW, init=False)
+    cascade: str = _CASCADE_FILE
+
+    def __post_init__(self):
+        # Settings come back from JSON a user may have edited: numbers as numbers, or a ValueError now.
+        self.scale_factor, self.min_neighbors = float(self.scale_factor), int(self.min_neighbors)
+        if Path(self.cascade).name != self.cascade:
+            raise ValueError(f"cascade {self.cascade!r} must be a file name in cv2.data.haarcascades, not a path")
+
+    @property
+    def name(self) -> str:
+        return "haar-" + Path(self.cascade).stem.removeprefix("haarcascade_").replace("_", "-")
+
+    @property
+    def window(self) -> int:
+        return int(load_face_cascade(self.cascade).getOriginalWindowSize()[0])
 
     @property
     def settings(self) -> dict:
-        return {"cascade": _CASCADE_FILE, "scale_factor": self.scale_factor, "min_neighbors": self.min_neighbors,
+        """The arguments that rebuild it, and the OpenCV version (results may differ slightly across versions)."""
+        return {"cascade": self.cascade, "scale_factor": self.scale_factor, "min_neighbors": self.min_neighbors,
                 "opencv": cv2.__version__}
 
     def __call__(self, gray: np.ndarray, region=None, min_size: float | None = None,
@@ -222,7 +254,7 @@ class HaarDetector:
         min_side = max(self.window, int(round(min_size or 0)))
         if min(patch.shape, default=0) < min_side:
             return np.zeros((0, 4), np.float64)
-        found = load_face_cascade().detectMultiScale(
+        found = load_face_cascade(self.cascade).detectMultiScale(
             patch, scaleFactor=scale_factor or self.scale_factor, minNeighbors=self.min_neighbors,
             minSize=(min_side, min_side),
             maxSize=(int(max_size), int(max_size)) if max_size else None,
@@ -232,28 +264,60 @@ class HaarDetector:
         return np.asarray(found, np.float64) + (x0, y0, 0, 0)
 
 
+#: The registered face detectors: name (as a manifest records it, and ``prepare --detector``
+#: takes it) -> builder taking the detector's ``settings`` (all optional) as keywords. Each is one
+#: of the frontal-face cascades OpenCV 4.x ships; ``alt2`` is the usual second choice (a
+#: smaller, 20 px window, fewer false alarms than ``default`` in OpenCV's own comparisons).
+DETECTORS: dict[str, Callable[..., Detector]] = {
+    HaarDetector(cascade=f"haarcascade_frontalface_{kind}.xml").name:
+        partial(HaarDetector, cascade=f"haarcascade_frontalface_{kind}.xml")
+    for kind in ("default", "alt2", "alt")
+}
+#: The detector ``prepare`` uses unless told otherwise.
+DEFAULT_DETECTOR = "haar-frontalface-default"
+
+
+def build_detector(detector: str | Detector | None = None, **settings) -> Detector:
+    """A detector: ``detector`` itself if it is one, else the registered one of that name
+    (None: ``DEFAULT_DETECTOR``) built with ``settings``.
+
+    An unknown name, or settings its builder does not take, raise ``ValueError`` listing the
+    registered names.
+    """
+    if detector is not None and not isinstance(detector, str):
+        return detector
+    name = DEFAULT_DETECTOR if detector is None else detector
+    if name not in DETECTORS:
+        raise ValueError(f"unknown face detector {name!r}; choose one of {', '.join(DETECTORS)}")
+    try:
+        built = DETECTORS[name](**settings)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"face detector {name!r} does not take the settings {settings} ({err})") from None
+    if built.name != name:  # e.g. a record whose cascade is not the one its name says
+        raise ValueError(f"face detector settings {settings} make {built.name!r}, not {name!r}")
+    return built
+
+
 def detector_record(detector: Detector | None = None) -> dict:
-    """What identifies ``detector`` (default ``HaarDetector()``) in a manifest or run: ``{"name", "settings"}``."""
-    detector = detector or HaarDetector()
+    """What identifies ``detector`` (default ``build_detector()``) in a manifest or run: ``{"name", "settings"}``."""
+    detector = detector or build_detector()
     return {"name": detector.name, "settings": dict(detector.settings)}
 
 
 def detector_from_record(record: dict | None) -> Detector:
-    """The detector a ``detector_record`` describes; None (a run that recorded none): ``HaarDetector()``.
+    """The detector a ``detector_record`` describes, any registered one; None (a run that
+    recorded none): the default.
 
     An OpenCV version other than the recorded one gives a warning, not an error: the
     cascade file is the same, but its results may differ slightly.
     """
     if record is None:
-        return HaarDetector()
-    name, settings = record.get("name"), dict(record.get("settings") or {})
-    if name != HaarDetector.name or settings.get("cascade", _CASCADE_FILE) != _CASCADE_FILE:
-        raise ValueError(f"unknown face detector {name!r} ({settings}); this helpers knows "
-                         f"{HaarDetector.name!r} with {_CASCADE_FILE}")
-    detector = HaarDetector(float(settings.get("scale_factor", SCALE_FACTOR)),
-                            int(settings.get("min_neighbors", MIN_NEIGHBORS)))
-    if settings.get("opencv", cv2.__version__) != cv2.__version__:
-        warnings.warn(f"the faces were detected with OpenCV {settings['opencv']}, this is {cv2.__version__}: "
+        return build_detector()
+    settings = dict(record.get("settings") or {})
+    opencv = settings.pop("opencv", cv2.__version__)
+    detector = build_detector(str(record.get("name")), **settings)
+    if opencv != cv2.__version__:
+        warnings.warn(f"the faces were detected with OpenCV {opencv}, this is {cv2.__version__}: "
                       "face boxes may differ slightly", stacklevel=2)
     return detector
 
@@ -449,19 +513,66 @@ class _FaceFollower:
         return None
 
 
+def _where_next(boxes: np.ndarray, hits: list[int], times: np.ndarray, i: int) -> tuple[bool, np.ndarray | None, np.ndarray | None]:
+    """Where to look in row ``i``: (live, expected, near).
+
+    ``live``: the current track's last detection is at most ``MAX_GAP_SECONDS`` old;
+    ``expected``: then, where the face should be (``expected_box``), else None; ``near``: where
+    the region step searches, ``expected`` or, after a long absence, where the face was last
+    seen (cheap, and usually where the person comes back; a face found there still starts a
+    new track); None before any detection.
+    """
+    if not hits:
+        return False, None, None
+    if times[i] - times[hits[-1]] > MAX_GAP_SECONDS:
+        return False, None, boxes[hits[-1]]
+    before = boxes[hits[-2]] if len(hits) > 1 else None
+    t_before = times[hits[-2]] if len(hits) > 1 else 0.0
+    expected = expected_box(before, boxes[hits[-1]], t_before, times[hits[-1]], times[i])
+    return True, expected, expected
+
+
+def _look(follower: _FaceFollower, gray: np.ndarray, expected, near) -> tuple[np.ndarray | None, bool]:
+    """One frame's forward searches: (box or None, whether it is a clearly larger face).
+
+    The roll the face had and those next to it; then the whole frame (the face may have moved
+    further than the region); then the other rolls (it may have tilted further).
+    """
+    box = follower.in_region(gray, near, near=True) if near is not None else None
+    if box is not None:
+        return box, False
+    box = follower.whole_frame(gray, expected)
+    if box is not None:
+        return box, expected is not None and box[2] >= SWITCH_RATIO * expected[2]
+    if near is not None:
+        return follower.in_region(gray, near, near=False), False
+    return None, False
+
+
+def _fill_backward(follower: _FaceFollower, frames: np.ndarray, times: np.ndarray,
+                   boxes: np.ndarray, track: np.ndarray) -> None:
+    """Step d, in place: frames without a face at most ``MAX_GAP_SECONDS`` before a detection
+    get the region step from it (a clip that starts with a tilted or small face is found from
+    the frames after)."""
+    for i in range(len(frames) - 2, -1, -1):
+        j = i + 1
+        if track[i] < 0 and track[j] >= 0 and times[j] - times[i] <= MAX_GAP_SECONDS:
+            box = follower.in_region(frames[i], boxes[j])
+            if box is not None:
+                boxes[i], track[i] = box, track[j]
+
+
 def follow_face(frames: np.ndarray, times: np.ndarray, detector: Detector | None = None,
                 budget: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Detect and follow one face through grayscale frames [n, h, w] taken at ``times`` (seconds).
 
     Returns (boxes float [n, 4], NaN where not found; track int [n], -1 where not found).
     Forward, each frame: the region step (``_FaceFollower.in_region``) around where the face
-    should be, then the whole-frame steps. After an absence longer than ``MAX_GAP_SECONDS`` the
-    person may have gone, so the next detection starts a new track: a face where the followed
-    one was last seen, else the largest face. So does a switch to a clearly larger face
-    (``pick_followed``). Then backward:
-    frames still without a face, at most ``MAX_GAP_SECONDS`` before a detection, get the
-    region step from it (a clip that starts with a tilted or small face is found from the
-    frames after). ``track`` numbers the segments: interpolation never joins two.
+    should be, then the whole-frame steps (``_look``). After an absence longer than
+    ``MAX_GAP_SECONDS`` the person may have gone, so the next detection starts a new track: a
+    face where the followed one was last seen, else the largest face. So does a switch to a
+    clearly larger face (``pick_followed``). Then backward (``_fill_backward``).
+    ``track`` numbers the segments: interpolation never joins two.
     """
     n = len(frames)
     boxes, track = np.full((n, 4), np.nan), np.full(n, -1, np.int64)
@@ -472,36 +583,37 @@ def follow_face(frames: np.ndarray, times: np.ndarray, detector: Detector | None
     hits: list[int] = []  # rows of the current track, latest last
     current = -1
     for i, gray in enumerate(frames):
-        live = bool(hits) and times[i] - times[hits[-1]] <= MAX_GAP_SECONDS
-        expected = None
-        if live:
-            before = boxes[hits[-2]] if len(hits) > 1 else None
-            t_before = times[hits[-2]] if len(hits) > 1 else 0.0
-            expected = expected_box(before, boxes[hits[-1]], t_before, times[hits[-1]], times[i])
-        # After a long absence, look first where the face was last seen (cheap, and usually
-        # where the person comes back); a face found there still starts a new track.
-        near = expected if live else boxes[hits[-1]] if hits else None
-        # The roll it had and those next to it; then the whole frame (the face may have moved
-        # further than the region); then the other rolls (it may have tilted further).
-        box = follower.in_region(gray, near, near=True) if near is not None else None
-        new_track = not live
+        live, expected, near = _where_next(boxes, hits, times, i)
+        box, larger = _look(follower, gray, expected, near)
         if box is None:
-            box = follower.whole_frame(gray, expected)
-            new_track = new_track or (box is not None and box[2] >= SWITCH_RATIO * expected[2])
-        if box is None and near is not None:
-            box = follower.in_region(gray, near, near=False)
-        if box is not None:
-            if new_track:  # a first face, one after a long absence, or a clearly larger one
-                current, hits = current + 1, []
-            boxes[i], track[i] = box, current
-            hits.append(i)
-    for i in range(n - 2, -1, -1):
-        j = i + 1
-        if track[i] < 0 and track[j] >= 0 and times[j] - times[i] <= MAX_GAP_SECONDS:
-            box = follower.in_region(frames[i], boxes[j])
-            if box is not None:
-                boxes[i], track[i] = box, track[j]
+            continue
+        if larger or not live:  # a first face, one after a long absence, or a clearly larger one
+            current, hits = current + 1, []
+        boxes[i], track[i] = box, current
+        hits.append(i)
+    _fill_backward(follower, frames, times, boxes, track)
     return boxes, track
+
+
+def confirm_tracks(frames: np.ndarray, boxes: np.ndarray, track: np.ndarray,
+                   detector: Detector | None = None) -> np.ndarray:
+    """``track`` with the tracks ``CONFIRM_CASCADES`` does not confirm set to -1 (a new array).
+
+    A track is confirmed when the confirming cascade, searching the region around one of its
+    first ``CONFIRM_ROWS`` detections (the region step, rolls included), finds a face there.
+    A detector that is not a ``HaarDetector`` with a cascade in the map: ``track`` unchanged.
+    """
+    track = np.array(track, np.int64)
+    detector = detector or HaarDetector()
+    other = CONFIRM_CASCADES.get(getattr(detector, "cascade", None)) if isinstance(detector, HaarDetector) else None
+    if other is None:
+        return track
+    follower = _FaceFollower(HaarDetector(detector.scale_factor, detector.min_neighbors, other), frames.shape[1:3])
+    for t in np.unique(track[track >= 0]):
+        rows = np.flatnonzero(track == t)[:CONFIRM_ROWS]
+        if not any(follower.in_region(frames[i], boxes[i]) is not None for i in rows):
+            track[track == t] = -1
+    return track
 
 
 def interpolate_boxes(boxes: np.ndarray, track: np.ndarray, times: np.ndarray,
@@ -609,6 +721,8 @@ def frames_to_faces(frames: np.ndarray, frame_indices, fps: float, size: int = 4
     frame_indices = np.asarray(frame_indices, np.int64)
     times = frame_indices / float(fps)
     detected, track = follow_face(frames, times, detector)
+    track = confirm_tracks(frames, detected, track, detector)
+    detected[track < 0] = np.nan
     found = track >= 0
     boxes, usable = interpolate_boxes(smooth_boxes(detected, track), track, times)
     if usable.any():

@@ -432,8 +432,8 @@ def prepare(source: Path, cache_dir: Path, num_frames: int = 32, size: int = 48,
     zips (unpacked into ``cache_dir/extracted/``), or one zip. Labels come from the
     annotation pickles found there (``*annotation*.pkl``) unless ``labels`` lists the
     files (``helpers.dataset.assemble``). ``num_frames``: frames sampled per clip;
-    ``size``: face crop side in pixels; ``detector``: a ``helpers.faces.Detector``
-    (default ``HaarDetector()``; it must pickle, to reach the workers).
+    ``size``: face crop side in pixels; ``detector``: a name of ``helpers.faces.DETECTORS``
+    or a ``helpers.faces.Detector`` (default ``DEFAULT_DETECTOR``; it must pickle, to reach the workers).
 
     Resumable: a clip whose cache file exists and loads (``load_clip_cache``) with these
     settings is kept; damaged or missing ones are (re)done, unreadable clips retried. A
@@ -469,9 +469,9 @@ def prepare(source: Path, cache_dir: Path, num_frames: int = 32, size: int = 48,
     # The manifest records unambiguous paths.
     source, cache_dir = Path(source).absolute(), Path(cache_dir).absolute()
     workers = _checked_options(source, cache_dir, num_frames, size, workers)
-    from helpers.faces import HaarDetector, detector_record
+    from helpers.faces import build_detector, detector_record
 
-    detector = HaarDetector() if detector is None else detector
+    detector = build_detector(detector)  # a name of helpers.faces.DETECTORS, a Detector, or None: the default
     settings = {"num_frames": int(num_frames), "size": int(size), "detector": detector_record(detector)}
     cache_dir.mkdir(parents=True, exist_ok=True)
     with cache_lock(cache_dir):

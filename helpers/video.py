@@ -41,7 +41,12 @@ import numpy as np
 DEFAULT_FPS = 30.0
 #: Header frame rates outside this range are taken as missing. A header claiming 0 fps
 #: reaches OpenCV as FFmpeg's fallback, e.g. 1/1024 fps for an mp4 whose 'mdhd' time scale is 0.
-MIN_FPS, MAX_FPS = 1.0, 1000.0
+#: 240 fps is the fastest that phones and action cameras record at (slow motion) and keep in the
+#: header; a higher claim on a clip of people talking is a broken header. It matters because the
+#: frame rate turns frame gaps into seconds: a 30 fps clip claiming 1000 fps would make a 2 s
+#: absence 0.06 s, short enough to bridge (``helpers.faces.MAX_GAP_SECONDS``). Too low a rate errs
+#: the safe way (gaps look longer, fewer frames are bridged).
+MIN_FPS, MAX_FPS = 1.0, 240.0
 
 
 class VideoReadError(OSError):
@@ -148,7 +153,9 @@ def _header_fps(cap: cv2.VideoCapture, path: Path) -> tuple[float, bool]:
     fps = float(cap.get(cv2.CAP_PROP_FPS))
     if math.isfinite(fps) and MIN_FPS <= fps <= MAX_FPS:
         return fps, True
-    warnings.warn(f"{path} has no usable frame rate in its header ({fps}); assuming {DEFAULT_FPS} fps", stacklevel=3)
+    why = "" if not math.isfinite(fps) else f", above {MAX_FPS:g}" if fps > MAX_FPS else f", below {MIN_FPS:g}"
+    warnings.warn(f"{path} has no usable frame rate in its header ({fps:g} fps{why}); assuming {DEFAULT_FPS:g} fps",
+                  stacklevel=3)
     return DEFAULT_FPS, False
 
 

@@ -508,3 +508,106 @@ def test_video_to_faces_uses_the_given_detector(tmp_path):
     seq = video_to_faces(path, num_frames=3, detector=detector)
     assert detector.widths and seq.found.all()
     np.testing.assert_allclose(seq.boxes[0], [10, 20, 60, 60])  # W = 320 <= DETECT_WIDTH: no scaling
+
+
+# --- registered detectors: prepare, train and predict with any of them ---------------------
+
+
+def test_every_registered_detector_finds_the_face_and_is_rebuilt_from_its_record():
+    frames, truth = scene([[("hopper", (640, 360), 120, 0)]])
+    assert faces.DEFAULT_DETECTOR in faces.DETECTORS and len(faces.DETECTORS) >= 2
+    for name in faces.DETECTORS:
+        detector = faces.build_detector(name)
+        assert detector.name == name
+        assert faces.detector_from_record(faces.detector_record(detector)) == detector
+        box = find_face(frames[0], detector)
+        assert box is not None and synthetic.box_iou(box, truth[0, 0]) >= 0.5, name
+
+
+@pytest.mark.parametrize("record", [{"name": "haar"}, {"name": "some-cnn", "settings": {}}])
+def test_unknown_detector_name_lists_the_registered_ones(record):
+    with pytest.raises(ValueError, match=re.escape(record["name"])) as err:
+        faces.detector_from_record(record)
+    assert all(name in str(err.value) for name in faces.DETECTORS)
+
+
+@pytest.mark.parametrize("settings", [{"cascade": "haarcascade_frontalface_default.xml"},  # not what the name says
+                                      {"cascade": "../haarcascade_frontalface_alt2.xml"}, {"min_neighbors": "many"},
+                                      {"colour": True}])
+def test_a_record_with_settings_its_detector_does_not_take_is_refused(settings):
+    with pytest.raises(ValueError, match="haar-frontalface-alt2"):
+        faces.detector_from_record({"name": "haar-frontalface-alt2", "settings": settings})
+
+
+def test_prepare_command_line_records_the_chosen_detector(tmp_path, capsys):
+    from helpers.__main__ import main
+    from helpers.cache import read_manifest
+    from tests.test_prepare import annotation_bytes, write_clip
+
+    src = tmp_path / "src"
+    write_clip(src / "abc.001.mp4", 1)
+    (src / "annotation_training.pkl").write_bytes(annotation_bytes({"abc.001.mp4": 0.5}))
+    second = list(faces.DETECTORS)[1]
+    assert main(["prepare", str(src), "--out", str(tmp_path / "cache"), "--workers", "1", "--num-frames", "4",
+                 "--detector", second]) == 0
+    manifest = read_manifest(tmp_path / "cache")
+    assert manifest["settings"]["detector"] == faces.detector_record(faces.build_detector(second))
+    assert manifest["clips"]["abc.001.mp4"]["status"] == "prepared"  # the second cascade found the face
+    with pytest.raises(SystemExit) as exit_:
+        main(["prepare", str(src), "--out", str(tmp_path / "other"), "--detector", "haar"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "haar" in err and all(name in err for name in faces.DETECTORS)
+
+
+def test_a_run_on_a_cache_of_the_second_detector_trains_and_predict_uses_that_detector(tmp_path, monkeypatch,
+                                                                                        capsys):
+    import json
+
+    from helpers import training
+    from helpers.__main__ import main
+    from tests.test_predict import face_clip
+    from tests.test_training import TINY, make_cache
+
+    second = faces.build_detector(list(faces.DETECTORS)[1])
+    cache = make_cache(tmp_path)
+    manifest = json.loads((cache / "manifest.json").read_text())
+    manifest["settings"]["detector"] = faces.detector_record(second)
+    (cache / "manifest.json").write_text(json.dumps(manifest))
+    training.train(cache, tmp_path / "run", epochs=1, batch_size=4, seed=0, model_kwargs=TINY)
+
+    used = []
+    real = faces.video_to_faces
+
+    def spy(path, num_frames=32, size=48, detector=None):
+        used.append(detector)
+        return real(path, num_frames, size, detector)
+
+    monkeypatch.setattr(faces, "video_to_faces", spy)
+    clip = face_clip(tmp_path / "alice.000.mp4")
+    assert main(["predict", str(clip), "--model", str(tmp_path / "run"), "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)[0]
+    assert row["status"] == "scored" and row["usable_frames"] > 0
+    assert used == [second]
+
+
+# --- false alarms on faceless clips -------------------------------------------------------
+
+
+def test_faceless_scenes_give_almost_no_usable_frames():
+    """Detector false alarms on windows and textures are not followed into usable frames
+    (before tracks were confirmed by a second cascade, one 320x240 texture clip here was usable
+    in all 32 frames)."""
+    from benchmarks.bench_faces import faceless_rates
+
+    rates = faceless_rates(seeds=3, sizes=((240, 320),))
+    sampled, found, usable = np.sum(list(rates.values()), axis=0)
+    assert sampled == 4 * 3 * 32 and usable <= 0.01 * sampled, rates
+
+
+def test_unconfirmed_tracks_are_dropped_and_confirmed_ones_kept():
+    frames, truth = scene([[("hopper", (640, 360), 120, 0)]] * 2)
+    boxes, track = follow_face(frames, np.array([0.0, 0.5]))
+    assert (faces.confirm_tracks(frames, boxes, track) == track).all() and (track >= 0).all()
+    blank = np.full_like(frames, 128)  # the same boxes on frames without a face: not confirmed
+    assert (faces.confirm_tracks(blank, boxes, track) == -1).all()
+    assert (faces.confirm_tracks(blank, boxes, track, CountingDetector()) == track).all()  # nothing to confirm with

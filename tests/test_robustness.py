@@ -1076,3 +1076,56 @@ def test_write_failing_mid_run_is_one_error_line_naming_the_file(tmp_path):
     assert manifest["complete"] is False
     record("a write fails mid-run (file size limit: EFBIG; a full disk is the same path)", "prepare (CLI)",
            "one error line naming the cache file; exit 2; no temporary file left; the manifest stays readable")
+
+# --------------------------------------------------------------------------- frame rates and false alarms (issue 19.11)
+
+
+def _absent_for_two_seconds(path: Path, header_fps: float) -> Path:
+    """6 s of a 30 fps clip: the face, then 2 s (frames 60-119) of background, then the face; header ``header_fps``."""
+    background = gradient_background(240, 320, np.random.default_rng(3))
+    frames = (background if 60 <= i < 120 else place_face(background, (160 + 10 * np.sin(i / 9), 120), 90)[0]
+              for i in range(180))
+    write_video(path, frames, header_fps)
+    return path
+
+
+def test_a_header_claiming_1000_fps_is_replaced_and_a_2s_absence_is_not_bridged(tmp_path):
+    src = tmp_path / "src"
+    clip = _absent_for_two_seconds(src / "fast header.001.mp4", 1000.0)
+    assert opencv_header(clip)[0] == pytest.approx(1000.0)  # the header really claims it
+    (src / "annotation_training.pkl").write_bytes(annotation_bytes({"fast header.001.mp4": 0.5}))
+    out = tmp_path / "cache"
+    prepare(src, out, num_frames=32, size=SIZE, workers=1, progress=False)
+    entry = read_manifest(out)["clips"]["fast header.001.mp4"]
+    assert entry["fps"] == DEFAULT_FPS and MAX_FPS < 1000
+    assert str(clip) in entry["warning"] and "no usable frame rate" in entry["warning"]
+    arrays = load_clip_cache(out / entry["file"])
+    absent = (arrays["frame_indices"] >= 60) & (arrays["frame_indices"] < 120)
+    assert absent.sum() >= 8 and not arrays["usable"][absent].any() and arrays["usable"][~absent].all()
+    record("mp4 header claiming 1000 fps on a 30 fps clip, face absent 2 s", "prepare",
+           f"warning kept in the manifest; {DEFAULT_FPS:g} fps assumed; the {int(absent.sum())} sampled frames "
+           "of the absence not usable")
+
+
+def test_faceless_street_like_clips_give_no_usable_frame(tmp_path):
+    from benchmarks.bench_faces import FACELESS, faceless_frames
+
+    src = tmp_path / "src"
+    labels = {}
+    for k, kind in enumerate(FACELESS):
+        for seed in range(2):
+            name = f"{kind}{seed}.00{k}.mp4"
+            frames = [cv2.cvtColor(f, cv2.COLOR_GRAY2BGR) for f in faceless_frames(kind, seed, 48, (240, 320))]
+            write_video(src / name, frames, 15)
+            labels[name] = 0.5
+    (src / "annotation_training.pkl").write_bytes(annotation_bytes(labels))
+    out = tmp_path / "cache"
+    summary = prepare(src, out, num_frames=32, size=SIZE, workers=1, progress=False)
+    clips = read_manifest(out)["clips"]
+    sampled = sum(e["n_frames"] for e in clips.values())
+    usable = sum(e["n_usable"] for e in clips.values())
+    assert len(clips) == len(labels) and sampled == 32 * len(labels)
+    assert usable <= 0.01 * sampled, {n: e["n_usable"] for n, e in clips.items()}
+    assert summary["done"] == len(labels)
+    record(f"{len(labels)} faceless clips (street-like, textures, noise, blobs; panning)", "prepare",
+           f"{usable} of {sampled} sampled frames usable (false alarms refused by a second cascade)")
