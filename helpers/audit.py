@@ -262,7 +262,9 @@ def audit_by_group(y_true: Any, y_pred: Any, video_ids: Sequence[Any], groups: S
     (a clip whose group is None is left out and counted in ``n_unassigned``). ``reference``: the
     group the others are compared with; by default the one with the most videos. Every figure has
     a ``level`` percentile interval from ``resamples`` stratified cluster-bootstrap resamples
-    (videos drawn within each group, ``seed``). Needs >= 2 groups, each with >= 2 videos.
+    (videos drawn within each group, ``seed``). Needs >= 2 groups, each with >= 2 videos. With few
+    people in a group the percentile intervals run short: with 12 people in the smaller group a 95 %
+    gap interval covered a planted shift in 86 of 100 simulated audits (tests/test_audit.py).
     Returns a JSON-ready dict (nan as None)::
 
         {"against", "n_clips", "n_videos", "n_unassigned", "reference", "groups": [reference, ...],

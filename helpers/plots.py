@@ -338,8 +338,8 @@ def group_error_plot(audits: Mapping, metric: str = "signed_error", width: float
 
     ``audits``: one audit dict, or a mapping title -> audit dict (e.g. "against the labels",
     "against the true scores") drawn as panels side by side on one x axis. ``metric``: one of
-    ``helpers.audit.GROUP_METRICS``; a vertical line marks 0 for ``signed_error`` (no bias) and
-    the reference group's value otherwise is left to the eye. Undefined estimates are left out.
+    ``helpers.audit.GROUP_METRICS``; for ``signed_error`` a dashed line marks 0 (no over- or
+    under-estimate). Undefined estimates are left out.
     """
     panels = {"": audits} if "per_group" in audits else dict(audits)
     fig, axes = plt.subplots(1, len(panels), figsize=(width, 0.55 * len(next(iter(panels.values()))["traits"])
