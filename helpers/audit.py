@@ -42,7 +42,7 @@ import numpy as np
 from helpers import TRAITS
 from helpers.atomic import write_atomic
 from helpers.dataset import video_id
-from helpers.metrics import (_as_2d, _check_level, _interval, _metrics_from_sums, _video_codes,
+from helpers.metrics import (_check_level, _interval, _metrics_from_sums, _pair, _video_codes,
                              _video_sums, interval_text, resample_counts)
 
 #: The group file's header line.
@@ -112,7 +112,7 @@ def _rows(path: Path, text: str) -> list[tuple[int, str, str]]:
             continue
         if len(fields) != 2:
             raise GroupFileError(f"{path}: line {number}: {len(fields)} fields, expected 2 (id,group)")
-        rows.append((number, *_checked(path, number, *fields)))
+        rows.append((number, *_checked_row(path, number, *fields)))
     if not header_seen:
         raise GroupFileError(f"{path}: empty: no header 'id,group' and no rows")
     if not rows:
@@ -120,7 +120,7 @@ def _rows(path: Path, text: str) -> list[tuple[int, str, str]]:
     return rows
 
 
-def _checked(path: Path, number: int, ident: str, group: str) -> tuple[str, str]:
+def _checked_row(path: Path, number: int, ident: str, group: str) -> tuple[str, str]:
     where = f"{path}: line {number}"
     if not ident:
         raise GroupFileError(f"{where}: the id is empty; give a video id or a clip name")
@@ -167,7 +167,7 @@ def write_groups(path: str | Path, groups: Mapping[str, str]) -> None:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(GROUP_HEADER)
     for number, (ident, group) in enumerate(groups.items(), start=2):
-        writer.writerow(_checked(path, number, str(ident), str(group)))
+        writer.writerow(_checked_row(path, number, str(ident), str(group)))
     write_atomic(path, lambda f: f.write(buf.getvalue().encode("utf-8")))
 
 
@@ -252,6 +252,50 @@ def _assign(video_ids: Sequence[Any], groups: Sequence[Any], n: int) -> tuple[np
     return keep, [str(g) for g in gs if g is not None]
 
 
+def _checked_arrays(y_true: Any, y_pred: Any, video_ids: Sequence[Any],
+                    traits: Sequence[str]) -> tuple[np.ndarray, np.ndarray, list[Any]]:
+    t, p = _pair(y_true, y_pred)
+    if len(traits) != t.shape[1]:
+        raise ValueError(f"{len(traits)} trait names for {t.shape[1]} columns")
+    ids = list(video_ids)
+    if len(ids) != len(t):
+        raise ValueError(f"{len(ids)} video ids for {len(t)} clips: give one video id per clip "
+                         "(helpers.dataset.video_id of each clip name)")
+    return t, p, ids
+
+
+def _people(codes: np.ndarray, n_videos: int,
+            kept_groups: list[str]) -> tuple[list[str], np.ndarray, np.ndarray, list[int]]:
+    """(group names sorted, each clip's group index, each video's group index, videos per group)."""
+    group_names = sorted(set(kept_groups))
+    if len(group_names) < 2:
+        raise ValueError(f"only one group ({group_names[0]!r}) among the clips: an audit compares >= 2 groups")
+    clip_group = np.array([group_names.index(g) for g in kept_groups])
+    video_group = np.zeros(n_videos, dtype=int)
+    video_group[codes] = clip_group
+    sizes = [int((video_group == g).sum()) for g in range(len(group_names))]
+    for name, size in zip(group_names, sizes):
+        if size < 2:
+            raise ValueError(f"group {name!r} has {size} video: too few people for an interval (need >= 2)")
+    return group_names, clip_group, video_group, sizes
+
+
+def _resampled(t: np.ndarray, p: np.ndarray, codes: np.ndarray, n_videos: int, video_group: np.ndarray,
+               group_names: list[str], resamples: int, seed: int) -> tuple[dict, dict]:
+    """Per group the point figures ``{metric: [n_traits]}`` and the resampled ``{metric: [B, n_traits]}``."""
+    counts = _stratified_counts(video_group, len(group_names), resamples, seed)
+    sums = _video_sums(t, p, codes, n_videos, None)
+    flat = sums.reshape(n_videos, -1)
+    center = t.mean(axis=0)
+    point, boot = {}, {}
+    for g, name in enumerate(group_names):
+        members = video_group == g
+        point[name] = _group_figures(flat[members].sum(axis=0).reshape(sums.shape[1:]), center)
+        boot[name] = _group_figures((counts[:, members] @ flat[members]).reshape((resamples,) + sums.shape[1:]),
+                                    center)
+    return point, boot
+
+
 def audit_by_group(y_true: Any, y_pred: Any, video_ids: Sequence[Any], groups: Sequence[str | None], *,
                    reference: str | None = None, against: str = "labels", resamples: int = 2000, seed: int = 0,
                    level: float = 0.95, traits: Sequence[str] = TRAITS) -> dict[str, Any]:
@@ -277,42 +321,15 @@ def audit_by_group(y_true: Any, y_pred: Any, video_ids: Sequence[Any], groups: S
     ``GAP_METRICS``, for every group but the reference.
     """
     _check_level(level)
-    t, p = _as_2d(y_true, "y_true"), _as_2d(y_pred, "y_pred")
-    if t.shape != p.shape:
-        raise ValueError(f"y_true {t.shape} and y_pred {p.shape} differ in shape")
-    if len(traits) != t.shape[1]:
-        raise ValueError(f"{len(traits)} trait names for {t.shape[1]} columns")
-    ids = list(video_ids)
-    if len(ids) != len(t):
-        raise ValueError(f"{len(ids)} video ids for {len(t)} clips: give one video id per clip "
-                         "(helpers.dataset.video_id of each clip name)")
+    t, p, ids = _checked_arrays(y_true, y_pred, video_ids, traits)
     keep, kept_groups = _assign(ids, groups, len(t))
     t, p, ids = t[keep], p[keep], [v for v, k in zip(ids, keep) if k]
     if len(t) == 0:
         raise ValueError("no clip has a group: check the group file covers these clips' videos")
     codes, n_videos = _video_codes(ids, len(t))
-    group_names = sorted(set(kept_groups))
-    if len(group_names) < 2:
-        raise ValueError(f"only one group ({group_names[0]!r}) among the clips: an audit compares >= 2 groups")
-    clip_group = np.array([group_names.index(g) for g in kept_groups])
-    video_group = np.zeros(n_videos, dtype=int)
-    video_group[codes] = clip_group
-    sizes = [int((video_group == g).sum()) for g in range(len(group_names))]
-    for name, size in zip(group_names, sizes):
-        if size < 2:
-            raise ValueError(f"group {name!r} has {size} video: too few people for an interval (need >= 2)")
+    group_names, clip_group, video_group, sizes = _people(codes, n_videos, kept_groups)
     order = _group_order(group_names, sizes, reference)
-
-    counts = _stratified_counts(video_group, len(group_names), resamples, seed)
-    sums = _video_sums(t, p, codes, n_videos, None)
-    flat = sums.reshape(n_videos, -1)
-    center = t.mean(axis=0)
-    point, boot = {}, {}
-    for g, name in enumerate(group_names):
-        members = video_group == g
-        point[name] = _group_figures(flat[members].sum(axis=0).reshape(sums.shape[1:]), center)
-        boot[name] = _group_figures((counts[:, members] @ flat[members]).reshape((resamples,) + sums.shape[1:]),
-                                    center)
+    point, boot = _resampled(t, p, codes, n_videos, video_group, group_names, resamples, seed)
 
     def cell(est: np.ndarray, samples: np.ndarray, i: int) -> dict[str, float | None]:
         return _interval(est[i], samples[:, i], level)

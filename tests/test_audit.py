@@ -192,7 +192,7 @@ def test_group_error_plot_one_dot_per_group_and_trait_with_a_zero_line():
 def test_read_groups_ids_clips_comments_and_lookup(tmp_path):
     path = tmp_path / "groups.csv"
     path.write_text("\ufeff# made by hand\n\nid,group\nJ4GQm9j0JZ0,female\n\"kq2Yw8d1xYc.003.mp4\", male \n"
-                    "J4GQm9j0JZ0.001.mp4,female\nJ4GQm9j0JZ0,female\n", encoding="utf-8")
+                    "J4GQm9j0JZ0.001.mp4,female\r\nJ4GQm9j0JZ0,female\n", encoding="utf-8", newline="")
     groups = A.read_groups(path)
     assert groups == {"J4GQm9j0JZ0": "female", "kq2Yw8d1xYc.003.mp4": "male", "J4GQm9j0JZ0.001.mp4": "female"}
     names = ["J4GQm9j0JZ0.005.mp4", "kq2Yw8d1xYc.003.mp4", "kq2Yw8d1xYc.004.mp4", "dir/J4GQm9j0JZ0.001.mp4"]
