@@ -126,8 +126,8 @@ def _checked_row(path: Path, number: int, ident: str, group: str) -> tuple[str, 
         raise GroupFileError(f"{where}: the id is empty; give a video id or a clip name")
     if not group:
         raise GroupFileError(f"{where}: the group of {ident[:60]!r} is empty; give a short label")
-    if not _ID.match(ident):
-        raise GroupFileError(f"{where}: id {ident[:60]!r} holds a space or comma; a video id or clip name has none")
+    if not _ID.match(ident) or not ident.isprintable():
+        raise GroupFileError(f"{where}: id {ident[:60]!r} holds a space, comma or control character; a video id or clip name has none")
     if len(group) > MAX_GROUP_LENGTH or not group.isprintable():
         raise GroupFileError(f"{where}: group {group[:60]!r} is not a short printable label "
                              f"(at most {MAX_GROUP_LENGTH} characters)")

@@ -224,6 +224,7 @@ def test_write_groups_round_trip_and_code_groups(tmp_path):
     (b"id,group\nabc,A,extra\n", "line 2: 3 fields"),
     (b"id,group\nabc\n", "line 2: 1 fields"),
     (b"id,group\na b,A\n", "line 2: .*space"),
+    (b"id,group\na\x01b,A\n", "line 2: .*control character"),
     (b"id,group\nabc,A\nxyz,B\nabc,B\n", "line 4: video 'abc' is 'B' here but 'A' on line 2"),
     (b"id,group\nabc.001.mp4,A\nabc.002.mp4,B\n", "line 3: video 'abc'"),
     (b"id,group\nabc,A\nabc.007.mp4,B\n", "line 3: video 'abc' is 'B' here but 'A' on line 2"),
