@@ -14,6 +14,8 @@ before it; ``.importlinter`` checks it, the README's "Architecture" section list
 - ``helpers.archives``: unpack the distributed zips safely.
 - ``helpers.dataset``: First Impressions assembly: clips, splits, labels (``assemble``).
 - ``helpers.metrics``: the challenge metric, the train-mean and same-video baselines, Pearson r.
+- ``helpers.audit``: the group file (``read_groups``) and an audit by group with by-person intervals.
+- ``helpers.raters``: raters comparing clips in pairs and a Bradley-Terry-Luce fit, in miniature.
 - ``helpers.labels``: label statistics, the two baselines, the split schemes (official, by-video).
 - ``helpers.demo_labels``: the demo dataset's people, official splits and labels.
 - ``helpers.demo``: the offline synthetic demo dataset in the First Impressions layout.

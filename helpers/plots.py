@@ -331,3 +331,46 @@ def interval_plot(reports: Mapping[str, Mapping], metric: str = "accuracy", widt
         ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     return fig
+
+
+def group_error_plot(audits: Mapping, metric: str = "signed_error", width: float = 10.0) -> plt.Figure:
+    """Per trait, per group, one ``helpers.audit.audit_by_group`` figure as a dot with its interval.
+
+    ``audits``: one audit dict, or a mapping title -> audit dict (e.g. "against the labels",
+    "against the true scores") drawn as panels side by side on one x axis. ``metric``: one of
+    ``helpers.audit.GROUP_METRICS``; for ``signed_error`` a dashed line marks 0 (no over- or
+    under-estimate). Undefined estimates are left out.
+    """
+    panels = {"": audits} if "per_group" in audits else dict(audits)
+    fig, axes = plt.subplots(1, len(panels), figsize=(width, 0.55 * len(next(iter(panels.values()))["traits"])
+                                                      + 1.6), squeeze=False, sharex=True, sharey=True)
+    for ax, (title, rep) in zip(axes[0], panels.items()):
+        rows, names = rep["traits"], rep["groups"]
+        step = 0.6 / max(1, len(names))
+        for k, name in enumerate(names):
+            ys, xs, lo, hi = [], [], [], []
+            for y, trait in enumerate(rows):
+                cell = rep["per_group"][name]["traits"][trait][metric]
+                if cell.get("estimate") is None:
+                    continue
+                est = cell["estimate"]
+                ys.append(y + (k - (len(names) - 1) / 2) * step)
+                xs.append(est)
+                lo.append(est - (cell["low"] if cell["low"] is not None else est))
+                hi.append((cell["high"] if cell["high"] is not None else est) - est)
+            n = rep["per_group"][name]["n_videos"]
+            ax.errorbar(xs, ys, xerr=[lo, hi], fmt="o", ms=5, capsize=3, label=f"{name} ({n} videos)")
+        if metric == "signed_error":
+            ax.axvline(0.0, color="0.3", lw=1, ls="--")
+        ax.set_yticks(range(len(rows)), rows, fontsize=9)
+        ax.set_xlabel(f"{metric.replace('_', ' ')} (prediction - {rep['against']})" if metric == "signed_error"
+                      else metric.replace("_", " "))
+        ax.set_title(title or f"against {rep['against']}", fontsize=10)
+        ax.grid(axis="x", alpha=0.3)
+        ax.legend(fontsize=8, loc="best")
+    axes[0][0].invert_yaxis()
+    first = next(iter(panels.values()))
+    fig.suptitle(f"per group, with {first['level']:.0%} intervals that resample people within each group",
+                 fontsize=10)
+    fig.tight_layout()
+    return fig
