@@ -65,6 +65,11 @@ def video_id(clip_name: str | os.PathLike) -> str:
     return match["id"]
 
 
+def is_clip_name(name: str | os.PathLike) -> bool:
+    """Whether ``name`` is ``'<video id>.<number>.<ext>'``: the rule ``video_id`` applies."""
+    return _CLIP_NAME.match(Path(name).name) is not None
+
+
 def split_from_name(name: str) -> str | None:
     """The official split a folder or annotation file name points to, or None.
 

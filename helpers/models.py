@@ -265,6 +265,24 @@ def build_model(name: str, length: int = 32, size: int = 48, **kwargs) -> keras.
     return _builder(name)(length, size, **kwargs)
 
 
+class ModelFileError(ValueError):
+    """A model file that is missing, truncated or not a model of these builders; the message names it."""
+
+
 def load_model(path: str | Path, compile: bool = True) -> keras.Model:
-    """Load a ``.keras`` model saved from one of the builders here."""
-    return keras.saving.load_model(Path(path), compile=compile)
+    """Load a ``.keras`` model saved from one of the builders here (``safe_mode``: no code in the file runs).
+
+    Anything wrong with the file (cut short, not a zip, a garbled or hostile ``config.json``)
+    is a ``ModelFileError`` naming it; Keras' own message (for a damaged file it says "File
+    not found") is kept short, in brackets.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"model file {path} not found: re-run `python -m helpers train` to write it")
+    try:
+        return keras.saving.load_model(path, compile=compile, safe_mode=True)
+    except Exception as err:  # noqa: BLE001 - whatever a damaged or crafted file makes Keras raise
+        reason = " ".join(str(err).split())[:160]
+        raise ModelFileError(f"model file {path} is damaged or not a model saved by helpers "
+                             f"({type(err).__name__}: {reason}); re-run `python -m helpers train` to write it "
+                             "again") from None
