@@ -199,8 +199,9 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _tidy(run_dir: Path) -> None:
-    """Remove what killed trains of ``run_dir`` left (their partial folders), put back a lost old run."""
+def tidy(run_dir: Path) -> None:
+    """Remove what killed trains of ``run_dir`` left (their partial folders); put back an old run a train
+    killed between its two renames left aside (``staged_run`` calls it first)."""
     for partial in _siblings(run_dir, _PARTIAL):
         pid = partial.name.rsplit("-", 2)[-2]
         if not (pid.isdigit() and _alive(int(pid))):
@@ -216,7 +217,7 @@ def _make_staging(run_dir: Path) -> Path:
     staging = _sibling(run_dir, _PARTIAL)
     try:
         run_dir.parent.mkdir(parents=True, exist_ok=True)
-        _tidy(run_dir)
+        tidy(run_dir)
         staging.mkdir()
         umask = os.umask(0)
         os.umask(umask)
@@ -250,6 +251,8 @@ def staged_run(run_dir: Path) -> Iterator[Path]:
     staging = _make_staging(run_dir)
     try:
         yield staging
+        if not (staging / METRICS_FILE).is_file():
+            raise RuntimeError(f"the run written into {staging} has no {METRICS_FILE}; {run_dir} left as it was")
         _replace(staging, run_dir)
     except OSError as err:
         shutil.rmtree(staging, ignore_errors=True)

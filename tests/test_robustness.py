@@ -714,7 +714,7 @@ def test_corrupted_cache_files_are_skipped_by_train_and_redone_by_prepare(hostil
     assert len(usable) == 4
 
     caplog.set_level("WARNING", logger="helpers.inputs")
-    metrics = train(out, tmp_path / "run", length=FRAMES, epochs=1, batch_size=2, seed=0,
+    metrics = train(out, tmp_path / "run", length=FRAMES, epochs=1, batch_size=2, seed=0, split_scheme="official",
                     model_kwargs={"widths": (4, 8), "features": 8, "units": 8})
     skipped = json.loads((tmp_path / "run" / "metrics.json").read_text())["skipped_files"]
     assert set(skipped) == {"good.002.mp4", "cut half.001.mp4"}
