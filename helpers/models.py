@@ -8,7 +8,11 @@ Every model takes two named inputs and returns the five trait scores:
 
 The recurrent layer gets the mask (``layer(x, mask=mask)``), so masked positions, e.g.
 the zero padding at the end of a short clip, change nothing: the state is carried
-over them unchanged. The per-frame CNN is applied to all ``batch * length`` crops at
+over them unchanged. The input pipeline (``helpers.inputs.to_model_input``) packs the
+usable frames to the front, so every mask it yields is right-padded with at least one
+True: on a GPU, Keras' LSTM and GRU take the cuDNN kernel, which accepts no other mask
+(it stops training at the first mask False mid-clip). A caller who builds inputs by
+hand must pack them the same way to run on a GPU (``helpers.inputs.right_padded`` checks). The per-frame CNN is applied to all ``batch * length`` crops at
 once: ``FoldFrames`` folds time into the batch axis and ``UnfoldFrames`` restores it
 (the article used ``TimeDistributed`` for the same result; one folded call is faster).
 
@@ -151,6 +155,12 @@ class FrameMotion(layers.Layer):
     frame: a motion cue the recurrent layer can sum over time, where it would otherwise
     have to learn to subtract. It is 0 unless both frames are real (mask True), so
     padding and frames without a face never leak into it. Order-dependent by design.
+
+    With packed input (``helpers.inputs.to_model_input``) the frames either side of a
+    gap in the usable frames are neighbours, so one difference per gap spans it: a
+    larger step, once per gap (the demo's absences, 2-2.5 s, remove about 4 of 32 sampled
+    frames), beside some 30 steps of the clip's own motion. Accepted for cuDNN; the
+    series re-measures its figures with it.
     """
 
     def call(self, z, mask):
