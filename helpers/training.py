@@ -117,8 +117,14 @@ def _distribution(distribution: str | None):
     return tf.distribute.MirroredStrategy()
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+def _check_count(name: str, value: Any, low: int | None, high: int | None = None) -> None:
+    """``ValueError`` unless ``value`` is an integer within ``low`` .. ``high`` (None: unbounded)."""
+    is_int = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    if is_int and (low is None or value >= low) and (high is None or value <= high):
+        return
+    bounds = "" if low is None else f" >= {low}" if high is None else f" from {low} to {high}"
+    why = " (longer is a typo, not a clip: see MAX_LENGTH)" if name == "length" else ""
+    raise ValueError(f"{name} must be an integer{bounds}{why}, got {value!r:.40}")
 
 
 def check_options(*, model_name: str, length: int, epochs: int, batch_size: int, patience: int,
@@ -127,23 +133,18 @@ def check_options(*, model_name: str, length: int, epochs: int, batch_size: int,
     """``ValueError`` naming the first option of ``train`` out of range; called before any work."""
     from helpers.models import MODELS
 
-    counts = {"epochs": (epochs, 1, None), "batch_size": (batch_size, 1, None), "patience": (patience, 0, None),
-              "length": (length, 1, MAX_LENGTH), "split_seed": (split_seed, None, None)}
-    for name, (value, low, high) in counts.items():
-        if not _is_int(value) or (low is not None and value < low) or (high is not None and value > high):
-            bounds = f">= {low}" if high is None else f"from {low} to {high}"
-            why = " (longer is a typo, not a clip: see MAX_LENGTH)" if name == "length" else ""
-            raise ValueError(f"{name} must be an integer{' ' + bounds if low is not None else ''}{why}, "
-                             f"got {value!r:.40}")
+    for name, value, low, high in (("epochs", epochs, 1, None), ("batch_size", batch_size, 1, None),
+                                   ("patience", patience, 0, None), ("length", length, 1, MAX_LENGTH),
+                                   ("split_seed", split_seed, None, None)):
+        _check_count(name, value, low, high)
     if learning_rate is not None and not (isinstance(learning_rate, (int, float)) and
                                           math.isfinite(learning_rate) and learning_rate > 0):
         raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r:.40}")
     choices = {"model_name": (model_name, tuple(MODELS)), "padding": (padding, STRATEGIES),
-               "split_scheme": (split_scheme, SPLIT_SCHEMES), "distribution": (distribution, (None, *DISTRIBUTIONS))}
+               "split scheme": (split_scheme, SPLIT_SCHEMES), "distribution": (distribution, (None, *DISTRIBUTIONS))}
     for name, (value, allowed) in choices.items():
         if value not in allowed:
-            label = {"split_scheme": "split scheme"}.get(name, name)
-            raise ValueError(f"unknown {label} {value!r:.40}; choose one of "
+            raise ValueError(f"unknown {name} {value!r:.40}; choose one of "
                              f"{', '.join(str(a) for a in allowed if a is not None)}")
 
 
