@@ -21,9 +21,10 @@ before it; ``.importlinter`` checks it, the README's "Architecture" section list
 - ``helpers.demo``: the offline synthetic demo dataset in the First Impressions layout.
 - ``helpers.cache``: the cache format: one file per clip and a manifest.
 - ``helpers.prepare``: the prepare run: every clip to a cached face sequence.
+- ``helpers.runs``: the run folder's format: read, write, replace atomically (``read_run``).
 - ``helpers.inputs``: a tf.data pipeline streaming from the cache.
 - ``helpers.models``: the models and their registry ``MODELS``.
-- ``helpers.training``: train and evaluate; run folders.
+- ``helpers.training``: train and evaluate (into run folders, ``helpers.runs``).
 - ``helpers.plots``: the pictures the notebooks show.
 - ``helpers.predict``: score new clips with a run, a row per clip with its status.
 - ``helpers.explain``: what a model looks at: frame order, occlusion, factor probe.

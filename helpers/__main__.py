@@ -106,6 +106,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         padding=args.padding,
         split_scheme=args.split_scheme,
         split_seed=args.split_seed,
+        allow_incomplete=args.allow_incomplete,
     )
     if args.json:
         print(json.dumps(metrics, indent=2))
@@ -175,14 +176,16 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     from helpers.models import MODELS
     from helpers.sequences import STRATEGIES
     from helpers.labels import SPLIT_SCHEMES
-    from helpers.training import DISTRIBUTIONS, train
+    from helpers.training import DISTRIBUTIONS, MAX_LENGTH, train
 
     model = _default(train, "model_name")
     p.add_argument("cache", help="cache folder written by prepare")
-    p.add_argument("--out", required=True, help="run folder to write (model.keras, history, metrics.json)")
+    p.add_argument("--out", required=True, help="run folder to write (model.keras, metrics.json, splits.json, "
+                                                "history.json); an existing one is replaced once the new run is complete")
     p.add_argument("--model", default=model, choices=list(MODELS), help=f"architecture (default {model})")
-    for name, what in (("length", "sequence length the model sees, frames"), ("epochs", "maximum epochs; "
-                       "early stopping on validation"), ("batch_size", "batch size"), ("seed", "random seed")):
+    for name, what in (("length", f"sequence length the model sees, usable frames, 1 to {MAX_LENGTH}"),
+                       ("epochs", "maximum epochs; early stopping on validation"), ("batch_size", "batch size"),
+                       ("seed", "random seed")):
         value = _default(train, name)
         p.add_argument("--" + name.replace("_", "-"), type=int, default=value, help=f"{what} (default {value})")
     padding = _default(train, "padding")
@@ -190,13 +193,16 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
                    help=f"how a clip is made --length long (default {padding})")
     scheme, split_seed = _default(train, "split_scheme"), _default(train, "split_seed")
     p.add_argument("--split-scheme", default=scheme, choices=list(SPLIT_SCHEMES),
-                   help=f"which clips form training/validation/test: the annotation files' splits ('official', "
-                        f"which share people) or all clips regrouped by video id ('by-video': no person in two "
-                        f"splits) (default {scheme})")
+                   help=f"which clips form training/validation/test: 'by-video' regroups all clips by video id, "
+                        f"so no person is in two splits (how a model does on new people); 'official' is the "
+                        f"annotation files' splits, which share people (84 %% of the real test clips come from a "
+                        f"video with training clips), so it measures recognising people (default {scheme})")
     p.add_argument("--split-seed", type=int, default=split_seed,
                    help=f"seed of the by-video regrouping, independent of --seed (default {split_seed})")
     p.add_argument("--distribution", default=_default(train, "distribution"), choices=list(DISTRIBUTIONS),
                    help="'mirrored': tf.distribute.MirroredStrategy over the visible devices")
+    p.add_argument("--allow-incomplete", action="store_true",
+                   help="train on a cache an interrupted prepare left (its manifest says complete: false)")
     p.add_argument("--json", action="store_true", help="print every figure of metrics.json")
 
 

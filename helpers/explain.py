@@ -20,26 +20,20 @@ For notebook 06's error analysis: ``clip_face_stats`` and ``demo_clip_conditions
 is known of each clip (from the cache; from the demo's ground truth), ``error_correlations``
 and ``binned_mean_errors`` line each trait's errors up with it.
 
-Every function reads the run's settings through ``run_settings`` and the clips of a split
-through ``split_clips``, so a change in how runs are recorded touches those two only.
+Every function reads the run through ``helpers.training.load_run`` (the run folder's format
+is ``helpers.runs``') and the clips of a split through ``helpers.training.run_source`` and
+the one prediction loop ``predict_source``, as evaluation does.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
 from helpers import TRAITS
-from helpers.cache import CacheFileError, load_clip_cache, read_manifest
-from helpers.inputs import DEFAULT_PADDING, ClipEntry, split_entries, to_model_input
-from helpers.sequences import fixed_length_indices
-
-log = logging.getLogger(__name__)
+from helpers.cache import load_clip_cache
 
 #: Clips per model call: bounds memory on large splits (about 300 KB per clip at 32 x 48 x 48).
 BATCH_CLIPS = 32
@@ -50,52 +44,10 @@ DEMO_FACTORS = {"extraversion": "roll speed", "neuroticism": "brightness", "agre
                 "conscientiousness": "sharpness", "openness": "fainter side shadow"}
 
 
-# ----------------------------------------------------------------------------- run settings
-
-
-@dataclass(frozen=True)
-class RunSettings:
-    """What these checks need to know about a run: its input shape, padding and split scheme."""
-
-    length: int                #: sequence length the model takes
-    size: int                  #: face crop size (pixels)
-    padding: str               #: padding strategy (``helpers.sequences.Strategy``)
-    split_scheme: str | None   #: how clips were assigned to splits; None: the cache's own splits
-    split_seed: int | None
-    assignment: dict[str, str] | None = None  #: clip name -> split of the run (None: the cache's official splits)
-
-
-def run_settings(run_dir: Path) -> RunSettings:
-    """The settings of a run folder written by ``helpers.training.train`` (the one place that reads them)."""
-    path = Path(run_dir) / "metrics.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: is {run_dir} a run folder written by `python -m helpers train`?")
-    metrics = json.loads(path.read_text(encoding="utf-8"))
-    s = metrics.get("settings") or {}
-    length = s.get("length", s.get("frames"))
-    if not isinstance(length, int) or not isinstance(s.get("size"), int):
-        raise ValueError(f"{path} has no sequence length or crop size in 'settings'; "
-                         "re-train the run with `python -m helpers train`")
-    splits_path = Path(run_dir) / "splits.json"  # helpers.training.SPLITS_FILE
-    assignment = json.loads(splits_path.read_text(encoding="utf-8"))["clips"] if splits_path.is_file() else None
-    return RunSettings(length=length, size=s["size"],
-                       padding=s.get("padding", s.get("sequence_strategy", DEFAULT_PADDING)),
-                       split_scheme=s.get("split_scheme", metrics.get("split_scheme")),
-                       split_seed=s.get("split_seed", metrics.get("split_seed")), assignment=assignment)
-
-
-def split_clips(cache_dir: Path, split: str, settings: RunSettings) -> list[ClipEntry]:
-    """The clips of ``split`` under the run's split scheme (its recorded assignment)."""
-    if settings.assignment is None and settings.split_scheme not in (None, "official"):
-        raise ValueError(f"this run used split scheme {settings.split_scheme!r} but its folder records no "
-                         "split assignment (splits.json); re-run `python -m helpers train`")
-    return split_entries(Path(cache_dir), split, read_manifest(Path(cache_dir)), settings.assignment)
-
-
 def _model(run_dir: Path):
     from helpers.training import load_run
 
-    return load_run(run_dir)["model"]
+    return load_run(run_dir).model
 
 
 # ----------------------------------------------------------------------------- pure helpers
@@ -181,57 +133,26 @@ def patch_positions(size: int, patch: int, stride: int) -> list[int]:
 # ----------------------------------------------------------------------------- reading a split
 
 
-def _clip_arrays(entry: ClipEntry, settings: RunSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """``(faces, mask, real)`` of one clip as the model takes it, or None if its file is damaged."""
-    try:
-        data = load_clip_cache(entry.path)
-    except CacheFileError as exc:
-        log.warning("skipping clip %s: %s", entry.name, exc)
-        return None
-    if len(data["faces"]) == 0 or data["faces"].shape[1:] != (settings.size, settings.size):
-        log.warning("skipping clip %s: %s holds faces %s, the run takes %dpx", entry.name, entry.path,
-                    data["faces"].shape, settings.size)
-        return None
-    x, mask = to_model_input(data["faces"], data["usable"], settings.length, settings.padding)
-    real = fixed_length_indices(len(data["faces"]), settings.length, settings.padding) >= 0
-    return x, mask, real
+def _run_source(run_dir: Path, cache_dir: Path, split: str):
+    from helpers.training import load_run, run_source
 
-
-def _batches(entries: list[ClipEntry], settings: RunSettings,
-             batch: int = BATCH_CLIPS) -> Iterator[dict[str, Any]]:
-    """The readable clips of ``entries`` as model-ready arrays, ``batch`` clips at a time."""
-    for start in range(0, len(entries), batch):
-        rows = [(e, _clip_arrays(e, settings)) for e in entries[start:start + batch]]
-        rows = [(e, a) for e, a in rows if a is not None]
-        if rows:
-            yield {"faces": np.stack([a[0] for _, a in rows]), "mask": np.stack([a[1] for _, a in rows]),
-                   "real": np.stack([a[2] for _, a in rows]), "y": np.stack([e.labels for e, _ in rows]),
-                   "names": [e.name for e, _ in rows]}
+    run = load_run(run_dir)
+    return run, run_source(run, Path(cache_dir), split)
 
 
 def load_split_inputs(run_dir: Path, cache_dir: Path, split: str = "test", limit: int | None = None) -> dict[str, Any]:
     """The clips of ``split`` as the run's model takes them (for ``occlusion_maps`` and pictures).
 
-    Returns ``{"faces": float32 [n, length, size, size, 1], "mask": bool [n, length],
-    "real": bool [n, length] (False for padding), "y": float32 [n, 5], "names"}`` for the
-    first ``limit`` readable clips (all when None); damaged files are left out.
+    Returns ``{"faces": float32 [n, length, size, size, 1], "mask": bool [n, length], "y": float32 [n, 5],
+    "names"}`` for the first ``limit`` readable clips (all when None), under the run's own
+    splits; unusable files are left out (``helpers.inputs.ClipSource``). Masks are
+    right-padded: the usable frames first, in order.
     """
-    settings = run_settings(run_dir)
-    entries = split_clips(cache_dir, split, settings)
-    parts = []
-    for part in _batches(entries, settings):
-        parts.append(part)
-        if limit is not None and sum(len(p["names"]) for p in parts) >= limit:
-            break
-    if not parts:
+    _, source = _run_source(run_dir, cache_dir, split)
+    out = source.arrays(limit)
+    if not out["names"]:
         raise ValueError(f"no readable clips in split {split!r} of {cache_dir}")
-    out = {k: np.concatenate([p[k] for p in parts])[:limit] for k in ("faces", "mask", "real", "y")}
-    out["names"] = [n for p in parts for n in p["names"]][:limit]
     return out
-
-
-def _predict(model, faces: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    return np.asarray(model.predict_on_batch({"faces": faces, "mask": mask}), dtype=np.float64)
 
 
 def predict_split(run_dir: Path, cache_dir: Path, split: str = "test", *, shuffle_seed: int | None = None,
@@ -241,22 +162,20 @@ def predict_split(run_dir: Path, cache_dir: Path, split: str = "test", *, shuffl
     With ``shuffle_seed`` set, also ``"y_shuffled"`` ``[repeats, n, 5]``: the predictions
     after ``shuffle_frames`` (one generator from the seed serves every repeat, in order).
     """
-    settings = run_settings(run_dir)
-    model = _model(run_dir)
-    rng = None if shuffle_seed is None else np.random.default_rng(shuffle_seed)
-    names, ys, preds, shuffled = [], [], [], []
-    for part in _batches(split_clips(cache_dir, split, settings), settings):
-        names += part["names"]
-        ys.append(part["y"].astype(np.float64))
-        preds.append(_predict(model, part["faces"], part["mask"]))
-        if rng is not None:
-            shuffled.append(np.stack([_predict(model, *shuffle_frames(part["faces"], part["mask"], part["real"], rng))
-                                      for _ in range(repeats)]))
-    if not names:
+    from helpers.training import predict_source
+
+    run, source = _run_source(run_dir, cache_dir, split)
+    transforms = []
+    if shuffle_seed is not None:
+        rng = np.random.default_rng(shuffle_seed)
+        # Packed input: the real frames are exactly the masked-in ones.
+        transforms = [lambda faces, mask: shuffle_frames(faces, mask, mask, rng)] * repeats
+    p = predict_source(run.model, source, BATCH_CLIPS, transforms)
+    if not p["names"]:
         raise ValueError(f"no readable clips in split {split!r} of {cache_dir}")
-    out = {"names": names, "y_true": np.concatenate(ys), "y_pred": np.concatenate(preds)}
-    if rng is not None:
-        out["y_shuffled"] = np.concatenate(shuffled, axis=1)
+    out = {"names": p["names"], "y_true": p["y_true"], "y_pred": p["y_pred"]}
+    if transforms:
+        out["y_shuffled"] = p["y_transformed"]
     return out
 
 
@@ -294,16 +213,18 @@ def occlusion_maps(run_dir: Path, faces: np.ndarray, mask: np.ndarray, patch: in
     if faces.ndim != 5 or faces.shape[2] != faces.shape[3] or faces.shape[:2] != mask.shape:
         raise ValueError(f"expected faces [clips, length, size, size, 1] and mask [clips, length], "
                          f"got {faces.shape} and {mask.shape}")
+    from helpers.training import predict
+
     model = _model(run_dir)
     size = faces.shape[2]
-    base = _predict(model, faces, mask)
+    base = predict(model, faces, mask)
     total = np.zeros((len(TRAITS), size, size))
     count = np.zeros((size, size))
     for top in patch_positions(size, patch, stride):
         for left in patch_positions(size, patch, stride):
             hidden = faces.copy()
             hidden[:, :, top:top + patch, left:left + patch, :] = PATCH_VALUE
-            change = np.abs(_predict(model, hidden, mask) - base).mean(axis=0)
+            change = np.abs(predict(model, hidden, mask) - base).mean(axis=0)
             total[:, top:top + patch, left:left + patch] += change[:, None, None]
             count[top:top + patch, left:left + patch] += 1
     return total / count

@@ -86,14 +86,15 @@ def find_video_files(paths: Iterable[str | Path]) -> list[Path]:
 
 
 def run_provenance(run_dir: Path) -> dict[str, Any]:
-    """What the run was trained on and how it scored on its test split (from ``metrics.json``)."""
-    from helpers.training import load_run
+    """What the run was trained on and how it scored on its test split (``helpers.runs.read_run``)."""
+    from helpers.runs import read_run
 
-    metrics = load_run(run_dir)["metrics"]
+    run = read_run(run_dir)
+    metrics = run.metrics
     return {
         "model": metrics.get("model"),
         "dataset": metrics.get("dataset"),
-        "split_scheme": metrics.get("split_scheme", "official"),
+        "split_scheme": run.split_scheme,
         "test_mean_accuracy": metrics.get("mean_accuracy"),
         "train_mean_baseline": metrics.get("baseline_mean_accuracy"),
         "same_video_baseline": metrics.get("same_video_baseline_mean_accuracy"),
@@ -117,27 +118,29 @@ def provenance_lines(prov: dict[str, Any]) -> list[str]:
     return lines
 
 
-def predict_clip(run: dict[str, Any], path: Path) -> ClipPrediction:
-    """One clip's row: faces with the run's settings, then the model on the usable frames only."""
+def predict_clip(run, path: Path) -> ClipPrediction:
+    """One clip's row: faces with the run's settings, then the model on the usable frames only.
+
+    ``run``: a ``helpers.runs.Run`` with its model (``helpers.training.load_run``).
+    """
     import numpy as np
 
     from helpers.faces import detector_from_record, video_to_faces
     from helpers.inputs import to_model_input
     from helpers.video import VideoReadError
 
-    settings = run["settings"]
-    detector = detector_from_record(settings.get("detector"))  # runs that recorded none: the default
+    settings = run.settings
+    detector = detector_from_record(settings.detector)  # runs that recorded none: the default
     try:
-        seq = video_to_faces(path, num_frames=int(settings["num_frames"]), size=int(settings["size"]),
-                             detector=detector)
+        seq = video_to_faces(path, num_frames=settings.num_frames, size=settings.size, detector=detector)
     except VideoReadError as err:
         return ClipPrediction(str(path), "unreadable", 0, 0, None, error=str(err))
     sampled, usable = len(seq), int(np.count_nonzero(seq.usable))
-    if usable == 0:
+    if usable == 0:  # never fed to the model: an all-False mask would still give numbers
         why = "no frame to read" if sampled == 0 else f"no usable face in any of the {sampled} sampled frames"
         return ClipPrediction(str(path), "no_face", 0, sampled, None, error=why)
-    faces, mask = to_model_input(seq.faces, seq.usable, int(settings["length"]), settings["padding"])
-    pred = np.asarray(run["model"].predict_on_batch({"faces": faces[None], "mask": mask[None]}))[0]
+    faces, mask = to_model_input(seq.faces, seq.usable, settings.length, settings.padding)
+    pred = np.asarray(run.model.predict_on_batch({"faces": faces[None], "mask": mask[None]}))[0]
     warning = None
     if usable < FEW_USABLE_SHARE * sampled:
         warning = f"only {usable} of {sampled} sampled frames show a usable face: scores rest on few crops"

@@ -1,42 +1,42 @@
-"""Train, evaluate and predict.
+"""Train and evaluate.
 
 ``train(cache_dir, run_dir)`` assigns the cache's clips to splits under a ``split_scheme``:
-``"official"`` (default; the splits the annotation files come in, which share people:
-on the real files 84 % of the test clips come from a video with training clips) or
-``"by-video"`` (all clips regrouped by video id with ``split_seed``, no person on two sides:
-the honest measure of how a model does on new people; ``helpers.labels``). It fits on
-``train``, watches ``validation`` for early stopping (the weights of the best validation
-epoch are kept), and scores ``test`` once, at the end, beside two baselines: the train
-mean, and the mean of the same video's training clips (what recognising the person alone
-gives; equal to the train mean under ``"by-video"``). It writes to the run folder ``run_dir``:
+``"by-video"`` (default; all clips regrouped by video id with ``split_seed``, no person on
+two sides: the honest measure of how a model does on new people; ``helpers.labels``) or
+``"official"`` (the splits the annotation files come in, which share people: on the real
+files 84 % of the test clips come from a video with training clips, so it measures how well
+a model recognises people it has seen). It fits on ``train``, watches ``validation`` for
+early stopping (the weights of the best validation epoch are kept), and scores ``test``
+once, at the end, beside two baselines: the train mean, and the mean of the same video's
+training clips (what recognising the person alone gives; equal to the train mean under
+``"by-video"``).
 
-- ``model.keras``: the model (``helpers.models.load_model`` reads it back);
-- ``splits.json``: ``split_scheme``, ``split_seed`` and ``clips`` (clip name -> split): the
-  assignment ``evaluate`` and ``helpers.explain`` reuse (``run_assignment``), so a run is
-  never scored on its own training clips (``helpers.predict`` reports the scheme);
-- ``history.json``: per-epoch ``loss``, ``val_loss`` (the training loss: MSE for the light
-  model) and ``mae``, ``val_mae`` (MAE averaged over the traits, what early stopping watches);
-- ``metrics.json``: the test report of ``helpers.metrics.report`` (``per_trait`` with
-  ``accuracy``, ``mae``, ``pearson_r``, ``baseline_accuracy``, ``baseline_mae``;
-  ``mean_accuracy``, ``baseline_mean_accuracy``, ``same_video_baseline_mean_accuracy``,
-  ``mean_mae``, ...), the same figures for validation under ``validation``, the
-  ``settings`` a prediction needs (``length``, ``size``, ``num_frames``, ``padding``,
-  ``traits``, and the cache's face ``detector``,
-  ``helpers.faces.detector_record``) and the run's ``model``, ``dataset`` (``"demo"`` or ``"first_impressions"``,
-  from the cache manifest), ``split_scheme``, ``split_seed``, ``seed``, ``distribution``,
-  ``epochs_run``, ``best_epoch``, clip counts and skipped files. ``RUN_VERSION`` is 3 since
-  run folders record their split assignment; ``load_run`` refuses older run folders with a
-  message to re-run train.
+Before any work it checks its options (``check_options``), that the cache is complete
+(a manifest of an interrupted ``prepare`` says ``complete: false``; ``allow_incomplete``
+trains on what it holds), that the clip names carry a video id, and that the run folder
+can be written. The run folder's format is ``helpers.runs``' (``model.keras``,
+``metrics.json``, ``splits.json``, ``history.json``); it is written into a temporary
+sibling and renamed into place when complete, so an interrupted train leaves the previous
+run whole (``helpers.runs.staged_run``). ``metrics.json`` holds the test report of
+``helpers.metrics.report`` (``per_trait`` with ``accuracy``, ``mae``, ``pearson_r``,
+``baseline_accuracy``, ``baseline_mae``; ``mean_accuracy``, ``baseline_mean_accuracy``,
+``same_video_baseline_mean_accuracy``, ``mean_mae``, ...), the same figures for
+validation under ``validation``, the ``settings`` a prediction needs
+(``helpers.runs.RunSettings``) and the run's ``model``, ``dataset`` (from the cache
+manifest), ``split_scheme``, ``split_seed``, ``seed``, ``distribution``, ``epochs_run``,
+``best_epoch``, clip counts and skipped files. ``load_run`` reads a run back
+(``helpers.runs.read_run`` plus its model).
 
 Scoring new clips with a run is ``helpers.predict``'s job.
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import math
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,13 +45,16 @@ import numpy as np
 
 from helpers import TRAITS
 from helpers import metrics as M
-from helpers.atomic import write_json_atomic
 from helpers.cache import read_manifest
 from helpers.dataset import video_id
 from helpers.inputs import (DEFAULT_PADDING, ClipSource, clip_source, dataset_from_source, split_assignment,
-                            split_entries, to_model_input)
-from helpers.labels import same_video_means
-from helpers.sequences import Strategy
+                            split_entries)
+from helpers.labels import SPLIT_SCHEMES, same_video_means
+from helpers.runs import (METRICS_FILE, MODEL_FILE, RUN_VERSION, SPLITS_FILE, Run, RunSettings,  # noqa: F401
+                          read_run, staged_run, write_run)
+from helpers.sequences import STRATEGIES, Strategy
+
+# RUN_VERSION and SPLITS_FILE are read from here by helpers.series and older code: one definition, in runs.
 
 #: Defaults chosen on the demo data (see ``benchmarks/bench_train.py``): the light model's
 #: validation MAE still improves at epoch 40 of a cosine schedule; each epoch of 120 demo
@@ -62,10 +65,14 @@ DEFAULT_BATCH_SIZE = 8
 DEFAULT_PATIENCE = 10
 #: The learning rate falls from its start value to this fraction of it over the epochs (cosine).
 FINAL_LR_FRACTION = 0.05
-#: Version of the run folder's metrics.json; ``load_run`` refuses other versions.
-RUN_VERSION = 3
-#: The run folder's record of which clip was in which split.
-SPLITS_FILE = "splits.json"
+#: Longest ``length`` ``train`` accepts: a First Impressions clip is about 15 s (450-460 frames
+#: at 30 fps), so 1024 holds every frame of a clip twice as long; above it a value is a typo
+#: (``--length 1000000000``), which would otherwise end in a TensorFlow memory error.
+MAX_LENGTH = 1024
+
+
+class IncompleteCacheError(ValueError):
+    """The cache's manifest says ``complete: false`` (an interrupted prepare); the message says what to do."""
 
 
 class EpochLine(keras.callbacks.Callback):
@@ -104,28 +111,86 @@ def _distribution(distribution: str | None):
 
     if distribution is None:
         return tf.distribute.get_strategy()  # the default (no-op) strategy
-    if distribution == "mirrored":
-        # Copies the model onto every visible GPU (or the one CPU when there is none) and
-        # splits each batch among them; for several GPUs in one machine. Several machines
-        # need tf.distribute.MultiWorkerMirroredStrategy instead.
-        return tf.distribute.MirroredStrategy()
-    raise ValueError(f"unknown distribution {distribution!r}; use None or one of {', '.join(DISTRIBUTIONS)}")
+    # Copies the model onto every visible GPU (or the one CPU when there is none) and
+    # splits each batch among them; for several GPUs in one machine. Several machines
+    # need tf.distribute.MultiWorkerMirroredStrategy instead.
+    return tf.distribute.MirroredStrategy()
 
 
-def predict_source(model, source: ClipSource, batch_size: int = 8) -> dict[str, Any]:
-    """Predictions for every readable clip of ``source``, in its order.
+def _check_count(name: str, value: Any, low: int | None, high: int | None = None) -> None:
+    """``ValueError`` unless ``value`` is an integer within ``low`` .. ``high`` (None: unbounded)."""
+    is_int = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    if is_int and (low is None or value >= low) and (high is None or value <= high):
+        return
+    bounds = "" if low is None else f" >= {low}" if high is None else f" from {low} to {high}"
+    why = " (longer is a typo, not a clip: see MAX_LENGTH)" if name == "length" else ""
+    raise ValueError(f"{name} must be an integer{bounds}{why}, got {value!r:.40}")
 
-    Returns ``{"names", "y_true" [n, 5], "y_pred" [n, 5], "skipped"}``.
+
+def check_options(*, model_name: str, length: int, epochs: int, batch_size: int, patience: int,
+                  learning_rate: float | None, padding: str, split_scheme: str, split_seed: int,
+                  distribution: str | None) -> None:
+    """``ValueError`` naming the first option of ``train`` out of range; called before any work."""
+    from helpers.models import MODELS
+
+    for name, value, low, high in (("epochs", epochs, 1, None), ("batch_size", batch_size, 1, None),
+                                   ("patience", patience, 0, None), ("length", length, 1, MAX_LENGTH),
+                                   ("split_seed", split_seed, None, None)):
+        _check_count(name, value, low, high)
+    if learning_rate is not None and not (isinstance(learning_rate, (int, float)) and
+                                          math.isfinite(learning_rate) and learning_rate > 0):
+        raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r:.40}")
+    choices = {"model_name": (model_name, tuple(MODELS)), "padding": (padding, STRATEGIES),
+               "split scheme": (split_scheme, SPLIT_SCHEMES), "distribution": (distribution, (None, *DISTRIBUTIONS))}
+    for name, (value, allowed) in choices.items():
+        if value not in allowed:
+            raise ValueError(f"unknown {name} {value!r:.40}; choose one of "
+                             f"{', '.join(str(a) for a in allowed if a is not None)}")
+
+
+def check_complete(cache_dir: Path, manifest: dict[str, Any]) -> None:
+    """``IncompleteCacheError`` if the manifest says an interrupted prepare wrote it (``complete: false``)."""
+    if manifest.get("complete") is not False:
+        return
+    summary = manifest.get("summary") if isinstance(manifest.get("summary"), dict) else {}
+    done, total = summary.get("done", len(manifest["clips"])), summary.get("clips", "?")
+    raise IncompleteCacheError(
+        f"cache {cache_dir} is incomplete (its manifest.json says complete: false, written by a prepare that "
+        f"did not finish): it holds {done} of {total} clips. Re-run `python -m helpers prepare SOURCE --out "
+        f"{cache_dir}` to finish it (finished clips are kept), or train on these clips with --allow-incomplete "
+        "(allow_incomplete=True)")
+
+
+def predict(model, faces: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The model's float64 ``[clips, 5]`` on one numpy batch of model input."""
+    return np.asarray(model.predict_on_batch({"faces": faces, "mask": mask}), dtype=np.float64)
+
+
+Transform = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def predict_source(model, source: ClipSource, batch_size: int = 8,
+                   transforms: Sequence[Transform] = ()) -> dict[str, Any]:
+    """Predictions for every usable clip of ``source``, in its order: the one prediction loop.
+
+    Returns ``{"names", "y_true" [n, 5], "y_pred" [n, 5], "skipped"}``; with ``transforms``
+    (each ``(faces, mask) -> (faces, mask)`` on a batch), also ``"y_transformed"``
+    ``[len(transforms), n, 5]``: the predictions on each transform of every batch (called in
+    order, batch by batch: a transform drawing from one generator is reproducible).
     """
-    ds = dataset_from_source(source, batch_size)
-    ys, ps = [], []
-    for x, y in ds.as_numpy_iterator():
-        ps.append(np.asarray(model.predict_on_batch(x), dtype=np.float64))
-        ys.append(y.astype(np.float64))
-    names = [e.name for e in source.entries if e.name not in source.skipped]
+    names, ys, preds, changed = [], [], [], []
+    for batch in source.batches(batch_size):
+        names += batch["names"]
+        ys.append(batch["y"].astype(np.float64))
+        preds.append(predict(model, batch["faces"], batch["mask"]))
+        if transforms:
+            changed.append(np.stack([predict(model, *t(batch["faces"], batch["mask"])) for t in transforms]))
     empty = np.zeros((0, len(TRAITS)))
-    return {"names": names, "y_true": np.concatenate(ys) if ys else empty,
-            "y_pred": np.concatenate(ps) if ps else empty, "skipped": dict(source.skipped)}
+    out = {"names": names, "y_true": np.concatenate(ys) if ys else empty,
+           "y_pred": np.concatenate(preds) if preds else empty, "skipped": dict(source.skipped)}
+    if transforms:
+        out["y_transformed"] = np.concatenate(changed, axis=1) if changed else np.zeros((len(transforms), 0, 5))
+    return out
 
 
 def _faces_input_shape(model) -> tuple:
@@ -135,6 +200,13 @@ def _faces_input_shape(model) -> tuple:
     raise ValueError(f"model {model.name} has no 'faces' input")
 
 
+def run_source(run: Run, cache_dir: Path, split: str, manifest: dict[str, Any] | None = None) -> ClipSource:
+    """The clips of ``split`` of ``cache_dir`` as ``run``'s model takes them, under the run's own splits."""
+    s = run.settings
+    return clip_source(cache_dir, split, s.length, padding=s.padding, size=s.size, manifest=manifest,
+                       assignment=run.assignment)
+
+
 def evaluate(model, cache_dir: Path, split: str = "test", *, length: int | None = None, batch_size: int = 8,
              padding: Strategy | None = None, assignment: dict[str, str] | None = None) -> dict[str, Any]:
     """Score ``model`` (a Keras model or a run folder written by ``train``) on ``split`` of ``cache_dir``.
@@ -142,7 +214,7 @@ def evaluate(model, cache_dir: Path, split: str = "test", *, length: int | None 
     Returns ``helpers.metrics.report`` (model beside the train-mean and same-video
     baselines, both from the training clips) plus ``split``, ``split_scheme``, ``names``,
     ``y_true``, ``y_pred`` (lists, for plots) and ``skipped``. For a run folder the splits
-    are the run's own (``run_assignment``), and ``length`` and ``padding`` default to its
+    are the run's own (``splits.json``), and ``length`` and ``padding`` default to its
     settings; for a Keras model ``assignment`` (clip name -> split) defaults to the
     cache's official splits, ``length`` to the model's input and ``padding`` to ``DEFAULT_PADDING``.
     """
@@ -150,23 +222,20 @@ def evaluate(model, cache_dir: Path, split: str = "test", *, length: int | None 
     manifest = read_manifest(cache_dir)
     scheme = "official" if assignment is None else None  # None: an assignment of the caller's
     if isinstance(model, (str, Path)):
-        run_dir = Path(model)
-        run = load_run(run_dir)
-        model = run["model"]
-        length = length or run["settings"]["length"]
-        padding = padding or run["settings"]["padding"]
-        assignment = run_assignment(run_dir) if assignment is None else assignment
-        scheme = run["metrics"]["split_scheme"]
+        run = load_run(model)
+        model = run.model
+        length = length or run.settings.length
+        padding = padding or run.settings.padding
+        assignment = run.assignment if assignment is None else assignment
+        scheme = run.split_scheme
     shape = _faces_input_shape(model)
     length = length or int(shape[1])
-    padding = padding or DEFAULT_PADDING
-    source = clip_source(cache_dir, split, length, padding=padding, size=int(shape[2]), manifest=manifest,
-                         assignment=assignment)
+    source = clip_source(cache_dir, split, length, padding=padding or DEFAULT_PADDING, size=int(shape[2]),
+                         manifest=manifest, assignment=assignment)
     pred = predict_source(model, source, batch_size)
     if len(pred["names"]) == 0:
         raise ValueError(f"no readable clips in split {split!r} of {cache_dir}")
-    train_entries = split_entries(cache_dir, "train", manifest, assignment)
-    rep = _report(pred, train_entries)
+    rep = _report(pred, split_entries(cache_dir, "train", manifest, assignment))
     rep.update(split=split, split_scheme=scheme, names=pred["names"], y_true=pred["y_true"].tolist(),
                y_pred=pred["y_pred"].tolist(), skipped=pred["skipped"])
     return rep
@@ -183,45 +252,89 @@ def _report(pred: dict[str, Any], train_entries: list) -> dict[str, Any]:
 
 def run_assignment(run_dir: Path) -> dict[str, str]:
     """clip name -> split of the run folder's training (its ``splits.json``)."""
-    path = Path(run_dir) / SPLITS_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: is {run_dir} a run folder written by `python -m helpers train`?")
-    return dict(json.loads(path.read_text(encoding="utf-8"))["clips"])
+    return read_run(run_dir).assignment
 
 
 def train(cache_dir: Path, run_dir: Path, model_name: str = "light", length: int = 32,
           epochs: int = DEFAULT_EPOCHS, batch_size: int = DEFAULT_BATCH_SIZE, seed: int = 0,
           distribution: str | None = None, verbose: int = 0, *, learning_rate: float | None = None,
           patience: int = DEFAULT_PATIENCE, padding: Strategy = DEFAULT_PADDING,
-          split_scheme: str = "official", split_seed: int = 0, model_kwargs: dict | None = None) -> dict[str, Any]:
+          split_scheme: str = "by-video", split_seed: int = 0, model_kwargs: dict | None = None,
+          allow_incomplete: bool = False) -> dict[str, Any]:
     """Train ``model_name`` (a name of ``helpers.models.MODELS``) on the train split,
     stop early on validation, score test once.
 
-    ``split_scheme`` (``helpers.labels.SPLIT_SCHEMES``) and ``split_seed`` (by-video only;
-    independent of the training ``seed``) say which clips form the splits
-    (``inputs.split_assignment``). ``length``: the sequence length the model sees (each
-    clip is made that long with ``padding``). ``learning_rate`` defaults to the model's (``models.default_learning_rate``).
+    ``split_scheme`` (``helpers.labels.SPLIT_SCHEMES``; default ``"by-video"``, no person
+    on two sides; ``"official"`` measures recognising people, see the module docstring) and
+    ``split_seed`` (by-video only; independent of the training ``seed``) say which clips form
+    the splits (``inputs.split_assignment``). ``length``: the sequence length the model sees
+    (1 to ``MAX_LENGTH``; each clip's usable frames are made that long with ``padding``).
+    ``learning_rate`` defaults to the model's (``models.default_learning_rate``).
     ``verbose=1`` prints one line per epoch; Keras' own progress bars stay off.
     ``distribution="mirrored"`` builds and compiles the model under
     ``tf.distribute.MirroredStrategy`` (meant for several GPUs; it also runs on one CPU).
-    Returns the dict written to ``run_dir/metrics.json`` (see the module docstring).
+    ``allow_incomplete``: train on a cache an interrupted prepare left (refused otherwise).
+    Options, the cache and ``run_dir`` are checked before any work. Returns the dict written
+    to ``run_dir/metrics.json`` (see the module docstring).
     """
     from helpers.models import build_model, default_learning_rate
 
+    check_options(model_name=model_name, length=length, epochs=epochs, batch_size=batch_size, patience=patience,
+                  learning_rate=learning_rate, padding=padding, split_scheme=split_scheme, split_seed=split_seed,
+                  distribution=distribution)
     cache_dir, run_dir = Path(cache_dir), Path(run_dir)
     manifest = read_manifest(cache_dir)
-    lr = default_learning_rate(model_name) if learning_rate is None else learning_rate
-    assignment = split_assignment(manifest, split_scheme, split_seed)
-    keras.utils.set_random_seed(seed)
+    if not allow_incomplete:
+        check_complete(cache_dir, manifest)
+    lr = default_learning_rate(model_name) if learning_rate is None else float(learning_rate)
+    assignment = split_assignment(manifest, split_scheme, split_seed, cache_dir=cache_dir)
     train_src = clip_source(cache_dir, "train", length, shuffle=True, seed=seed, padding=padding, manifest=manifest,
                             assignment=assignment)
-    size = train_src.size
-    val_src = clip_source(cache_dir, "validation", length, padding=padding, size=size, manifest=manifest,
-                          assignment=assignment)
+    sources = {split: clip_source(cache_dir, split, length, padding=padding, size=train_src.size, manifest=manifest,
+                                  assignment=assignment) for split in ("validation", "test")}
+    settings = RunSettings(length, train_src.size, int(manifest["settings"]["num_frames"]), padding, TRAITS,
+                           manifest["settings"].get("detector"))
+    with staged_run(run_dir) as staging:  # made now: an unwritable --out is found before training
+        keras.utils.set_random_seed(seed)
+        with _distribution(distribution).scope():
+            model = build_model(model_name, length, settings.size, learning_rate=lr, **(model_kwargs or {}))
+        start = time.perf_counter()
+        hist = _fit(model, train_src, sources["validation"], epochs, batch_size, lr, patience, verbose)
+        train_seconds = time.perf_counter() - start
+        usable_train = train_src.usable
+        if not usable_train:
+            raise ValueError(f"every training file of {cache_dir} failed to load: {sorted(train_src.skipped)}")
+        val = _report(predict_source(model, sources["validation"], batch_size), usable_train)
+        rep = _report(predict_source(model, sources["test"], batch_size), usable_train)  # the one look at test
+        facts = {
+            "model": model_name,
+            "split": "test",
+            **rep,
+            "validation": {k: val[k] for k in ("n", "mean_accuracy", "mean_mae", "baseline_mean_accuracy",
+                                               "baseline_mean_mae", "same_video_baseline_mean_accuracy",
+                                               "mae_ratio")},
+            "dataset": manifest.get("dataset"),  # recorded by prepare
+            "seed": seed,
+            "batch_size": batch_size,
+            "learning_rate": lr,
+            "epochs": epochs,
+            "epochs_run": len(hist.get("loss", [])),
+            "best_epoch": int(np.argmin(hist["val_mae"])) + 1 if hist.get("val_mae") else len(hist.get("loss", [])),
+            "patience": patience,
+            "distribution": distribution,
+            "params": int(model.count_params()),
+            "train_seconds": round(train_seconds, 2),
+            "n_clips": {"train": len(usable_train), "validation": val["n"], "test": rep["n"]},
+            "skipped_files": {**train_src.skipped, **sources["validation"].skipped, **sources["test"].skipped},
+        }
+        model.save(staging / MODEL_FILE)
+        metrics = write_run(staging, settings, split_scheme, split_seed, assignment, facts, hist)
+    return metrics
 
-    with _distribution(distribution).scope():
-        model = build_model(model_name, length, size, learning_rate=lr, **(model_kwargs or {}))
 
+def _fit(model, train_src: ClipSource, val_src: ClipSource, epochs: int, batch_size: int, lr: float,
+         patience: int, verbose: int) -> dict[str, list[float]]:
+    """``model.fit`` with the cosine schedule and early stopping on validation MAE; the history as floats."""
     callbacks = [
         keras.callbacks.LearningRateScheduler(lambda epoch: cosine_learning_rate(epoch, epochs, lr)),
         # Model choice on the validation split by the challenge's own measure (MAE), whatever the loss.
@@ -229,7 +342,6 @@ def train(cache_dir: Path, run_dir: Path, model_name: str = "light", length: int
     ]
     if verbose:
         callbacks.append(EpochLine(epochs))
-    start = time.perf_counter()
     with warnings.catch_warnings():
         # The streamed datasets have no known length (damaged files are skipped as met), so
         # Keras warns at the end of the first epoch that the input "ran out of data": expected.
@@ -237,72 +349,28 @@ def train(cache_dir: Path, run_dir: Path, model_name: str = "light", length: int
         history = model.fit(dataset_from_source(train_src, batch_size),
                             validation_data=dataset_from_source(val_src, batch_size),
                             epochs=epochs, callbacks=callbacks, shuffle=False, verbose=0)
-    train_seconds = time.perf_counter() - start
-    hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
-    best_epoch = int(np.argmin(hist["val_mae"])) + 1 if hist.get("val_mae") else len(hist.get("loss", []))
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    model.save(run_dir / "model.keras")
-    write_json_atomic(run_dir / "history.json", hist)
-    write_json_atomic(run_dir / SPLITS_FILE, {"split_scheme": split_scheme, "split_seed": split_seed,
-                                              "clips": assignment})
-
-    usable_train = train_src.usable
-    if not usable_train:
-        raise ValueError(f"every training file of {cache_dir} failed to load: {sorted(train_src.skipped)}")
-    val = _report(predict_source(model, val_src, batch_size), usable_train)
-    test_src = clip_source(cache_dir, "test", length, padding=padding, size=size, manifest=manifest,
-                           assignment=assignment)
-    rep = _report(predict_source(model, test_src, batch_size), usable_train)  # the one look at the test split
-
-    skipped = {**train_src.skipped, **val_src.skipped, **test_src.skipped}
-    metrics = {
-        "version": RUN_VERSION,
-        "model": model_name,
-        "split": "test",
-        **rep,
-        "validation": {k: val[k] for k in ("n", "mean_accuracy", "mean_mae", "baseline_mean_accuracy",
-                                           "baseline_mean_mae", "same_video_baseline_mean_accuracy", "mae_ratio")},
-        "settings": {"length": length, "size": size, "num_frames": int(manifest["settings"]["num_frames"]),
-                     "padding": padding, "traits": list(TRAITS), "detector": manifest["settings"].get("detector")},
-        "dataset": manifest.get("dataset"),  # recorded by prepare
-        "split_scheme": split_scheme,
-        "split_seed": split_seed,
-        "seed": seed,
-        "batch_size": batch_size,
-        "learning_rate": lr,
-        "epochs": epochs,
-        "epochs_run": len(hist.get("loss", [])),
-        "best_epoch": best_epoch,
-        "patience": patience,
-        "distribution": distribution,
-        "params": int(model.count_params()),
-        "train_seconds": round(train_seconds, 2),
-        "n_clips": {"train": len(usable_train), "validation": val["n"], "test": rep["n"]},
-        "skipped_files": skipped,
-    }
-    write_json_atomic(run_dir / "metrics.json", metrics)
-    return metrics
+    return {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
 
-_RUN_CACHE: dict[tuple[str, float], dict[str, Any]] = {}
+_RUN_CACHE: dict[tuple, Run] = {}
 
 
-def load_run(run_dir: Path) -> dict[str, Any]:
-    """``{"model", "settings", "metrics"}`` of a run folder written by ``train`` (cached per file version)."""
+def _file_key(path: Path) -> tuple:
+    st = path.stat()
+    return (str(path.resolve()), st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def load_run(run_dir: Path) -> Run:
+    """The ``helpers.runs.Run`` of a run folder written by ``train``, with its ``model`` loaded.
+
+    Cached per version of its files (a re-trained folder is read again). Errors name the
+    folder or file and what to do (``RunFolderError``, ``helpers.models.ModelFileError``).
+    """
     from helpers.models import load_model
 
-    run_dir = Path(run_dir)
-    model_path, metrics_path = run_dir / "model.keras", run_dir / "metrics.json"
-    for p in (model_path, metrics_path):
-        if not p.is_file():
-            raise FileNotFoundError(f"{p} not found: is {run_dir} a run folder written by `python -m helpers train`?")
-    key = (str(model_path.resolve()), model_path.stat().st_mtime)
+    record = read_run(run_dir)
+    key = (_file_key(record.model_file), _file_key(record.folder / METRICS_FILE))
     if key not in _RUN_CACHE:
-        metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
-        if not isinstance(metrics, dict) or metrics.get("version") != RUN_VERSION:
-            raise ValueError(f"{run_dir} was trained by an older version of helpers (its metrics.json has no "
-                             f"version {RUN_VERSION}): re-run `python -m helpers train CACHE --out {run_dir}`")
         _RUN_CACHE.clear()
-        _RUN_CACHE[key] = {"model": load_model(model_path), "settings": metrics["settings"], "metrics": metrics}
+        _RUN_CACHE[key] = dataclasses.replace(record, model=load_model(record.model_file))
     return _RUN_CACHE[key]

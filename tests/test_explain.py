@@ -16,7 +16,7 @@ from helpers import explain as X
 from helpers.atomic import write_json_atomic
 from helpers.cache import MANIFEST_VERSION, clip_cache_path, save_clip_cache
 from helpers.inputs import split_assignment
-from helpers.training import RUN_VERSION, SPLITS_FILE
+from helpers.runs import RUN_VERSION, SPLITS_FILE
 
 SIZE, LENGTH = 16, 8
 #: Prediction = MEAN_WEIGHTS * mean brightness + MOTION_WEIGHTS * mean |brightness change|.
@@ -166,39 +166,37 @@ def known(tmp_path_factory):
     build_known_model().save(run / "model.keras")
     write_json_atomic(run / "metrics.json", {"version": RUN_VERSION, "model": "known", "split_scheme": "official",
                                              "split_seed": 0, "settings": {
-        "length": LENGTH, "size": SIZE, "num_frames": LENGTH, "padding": "zero_pad", "traits": list(TRAITS)}})
+        "length": LENGTH, "size": SIZE, "num_frames": LENGTH, "padding": "zero_pad", "traits": list(TRAITS),
+        "detector": None}})
     write_json_atomic(run / SPLITS_FILE, {"split_scheme": "official", "split_seed": 0,
                                           "clips": split_assignment(json.loads((cache / "manifest.json").read_text()))})
     return run, cache, demo
 
 
-def test_run_settings_reads_old_and_new_names(tmp_path):
-    (tmp_path / "old").mkdir()
-    (tmp_path / "new").mkdir()
-    write_json_atomic(tmp_path / "old" / "metrics.json",
-                      {"settings": {"frames": 32, "size": 48, "sequence_strategy": "uniform"}})
-    write_json_atomic(tmp_path / "new" / "metrics.json",
-                      {"settings": {"length": 16, "num_frames": 32, "size": 64, "padding": "loop",
-                                    "split_scheme": "by-video", "split_seed": 3}})
-    assert X.run_settings(tmp_path / "old") == X.RunSettings(32, 48, "uniform", None, None)
-    assert X.run_settings(tmp_path / "new") == X.RunSettings(16, 64, "loop", "by-video", 3)
-    with pytest.raises(FileNotFoundError, match="run folder"):
-        X.run_settings(tmp_path)
-
-
-def test_split_clips_follow_the_runs_recorded_assignment(known):
-    import dataclasses
+def test_explain_reads_the_run_through_its_one_reader(known, tmp_path):
+    """The run's own splits (splits.json), via helpers.runs; an old-format folder is refused, not guessed at."""
+    from helpers.runs import RunFolderError, read_run
 
     run, cache, _ = known
-    settings = X.run_settings(run)
-    test = sorted(c for c, s in settings.assignment.items() if s == "test")
-    assert [e.name for e in X.split_clips(cache, "test", settings)] == test
-    moved = dict(settings.assignment, **{test[0]: "train"})
-    other = dataclasses.replace(settings, split_scheme="by-video", assignment=moved)
-    assert test[0] not in [e.name for e in X.split_clips(cache, "test", other)]
-    assert test[0] in [e.name for e in X.split_clips(cache, "train", other)]
-    with pytest.raises(ValueError, match="splits.json"):
-        X.split_clips(cache, "test", dataclasses.replace(other, assignment=None))
+    test = sorted(c for c, s in read_run(run).assignment.items() if s == "test")
+    assert X.predict_split(run, cache, "test")["names"] == test
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "model.keras").write_bytes((run / "model.keras").read_bytes())
+    write_json_atomic(old / "metrics.json", {"settings": {"frames": 32, "size": 48, "sequence_strategy": "uniform"}})
+    with pytest.raises(RunFolderError, match=f"{old} was trained by another version"):
+        X.predict_split(old, cache, "test")
+    with pytest.raises(RunFolderError, match="not a run folder|not found"):
+        X.load_split_inputs(tmp_path / "nothing", cache)
+
+
+def test_split_inputs_are_packed_and_follow_the_run(known):
+    from helpers.inputs import right_padded
+
+    run, cache, _ = known
+    inputs = X.load_split_inputs(run, cache, "test", limit=5)
+    assert len(inputs["names"]) == 5 and inputs["faces"].shape == (5, LENGTH, SIZE, SIZE, 1)
+    assert right_padded(inputs["mask"])  # what cuDNN needs on a GPU
 
 
 def test_predictions_match_the_training_pipeline(known):

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from helpers import TRAITS
 from helpers.atomic import write_json_atomic
@@ -52,6 +54,12 @@ def make_cache(root: Path, clips: dict) -> Path:
     return cache
 
 
+def split_arrays(cache: Path, split: str, length: int, padding: str = "zero_pad") -> dict:
+    """The whole split as the model takes it, through the one path (``ClipSource.arrays``), plus ``skipped``."""
+    source = I.clip_source(cache, split, length, padding=padding)
+    return {**source.arrays(), "skipped": dict(source.skipped)}
+
+
 @pytest.fixture
 def cache(tmp_path):
     clips = {f"c{i}.000.mp4": {"split": "train", "value": 0.1 * i} for i in range(6)}
@@ -94,7 +102,7 @@ def test_targets_follow_traits_order(cache):
 
 
 def test_pixels_scaled_to_unit_range(cache):
-    data = I.load_split_arrays(cache, "test", length=8)
+    data = split_arrays(cache, "test", length=8)
     assert data["names"] == ["grey.000.mp4", "white.000.mp4"]
     faces = data["faces"]
     np.testing.assert_allclose(faces[0, :6], 0.2, atol=1e-6)  # 51 / 255
@@ -104,20 +112,20 @@ def test_pixels_scaled_to_unit_range(cache):
 
 
 def test_mask_combines_usable_and_padding_at_the_end(cache):
-    data = I.load_split_arrays(cache, "validation", length=8)
+    data = split_arrays(cache, "validation", length=8)
     assert data["names"] == ["long.000.mp4", "short.000.mp4"]
     short_mask = data["mask"][1]
     assert short_mask.tolist() == [True, True, True, True, False, False, False, False]
-    # frame order kept, zero padding at the end (frame i has pixel 10 i + 5)
+    # frame order kept, the unusable frame 4 left out, zero padding at the end (frame i has pixel 10 i + 5)
     short = data["faces"][1, :, 0, 0, 0] * 255
-    np.testing.assert_allclose(short, [5, 15, 25, 35, 45, 0, 0, 0], atol=1e-3)
+    np.testing.assert_allclose(short, [5, 15, 25, 35, 0, 0, 0, 0], atol=1e-3)
     # a 12-frame clip, zero_pad: the first 8 frames, all real
     assert data["mask"][0].all()
     np.testing.assert_allclose(data["faces"][0, :, 0, 0, 0] * 255, [5 + 10 * i for i in range(8)], atol=1e-3)
 
 
 def test_uniform_padding_spreads_frames_over_a_long_clip(cache):
-    data = I.load_split_arrays(cache, "validation", length=4, padding="uniform")
+    data = split_arrays(cache, "validation", length=4, padding="uniform")
     pixels = np.round(data["faces"][0, :, 0, 0, 0] * 255).astype(int)
     assert pixels.tolist() == [15, 45, 75, 105]  # frames 1, 4, 7, 10 of 12
 
@@ -132,10 +140,12 @@ def test_mask_comes_from_usable_not_found(tmp_path):
     found = [True, False, False, True, False, True]
     cache = make_cache(tmp_path, {"bridged.000.mp4": {"found": found, "usable": [True] * 6},
                                   "detected.000.mp4": {"found": found}})
-    data = I.load_split_arrays(cache, "train", length=6)
+    data = split_arrays(cache, "train", length=6)
     assert data["names"] == ["bridged.000.mp4", "detected.000.mp4"]
     assert data["mask"][0].all()
-    assert data["mask"][1].tolist() == found  # usable only where found: the mask follows it
+    # usable only where found: frames 0, 3 and 5, packed to the front in order
+    assert data["mask"][1].tolist() == [True] * 3 + [False] * 3
+    np.testing.assert_allclose(data["faces"][1, :, 0, 0, 0] * 255, [5, 35, 55, 0, 0, 0], atol=1e-3)
     ds, _ = I.make_dataset(cache, "train", length=8, batch_size=2)
     x, _ = next(ds.as_numpy_iterator())
     assert x["mask"][0].tolist() == [True] * 6 + [False] * 2
@@ -170,7 +180,7 @@ def test_corrupted_file_is_skipped_and_named(cache, caplog):
     assert str(bad) in source.skipped["c3.000.mp4"]
     assert "c3.000.mp4" in caplog.text and str(bad) in caplog.text
     assert [e.name for e in source.usable] == [f"c{i}.000.mp4" for i in (0, 1, 2, 4, 5)]
-    data = I.load_split_arrays(cache, "train", length=4)
+    data = split_arrays(cache, "train", length=4)
     assert "c3.000.mp4" not in data["names"] and list(data["skipped"]) == ["c3.000.mp4"]
     assert len(data["y"]) == 5
 
@@ -179,7 +189,7 @@ def test_wrong_face_size_is_skipped(tmp_path):
     cache = make_cache(tmp_path, {"a.000.mp4": {}, "b.000.mp4": {}})
     save_clip_cache(clip_cache_path(cache, "b.000.mp4"), np.zeros((3, 32, 32), np.uint8),
                     np.ones(3, bool), np.ones(3, bool), np.zeros((3, 4)), np.arange(3), 25.0)
-    data = I.load_split_arrays(cache, "train", length=4)
+    data = split_arrays(cache, "train", length=4)
     assert data["names"] == ["a.000.mp4"] and "32px" in data["skipped"]["b.000.mp4"]
 
 
@@ -211,3 +221,58 @@ def test_split_assignment_is_stable_whatever_the_prepare_status():
     root = Path("/nonexistent")
     assert {e.name for e in I.split_entries(root, "test", manifest, by_video)} == entries_test
     assert I.split_entries(root, "test", manifest, {}) == []
+
+
+# ----------------------------------------------------------------------------- packed masks (cuDNN on a GPU)
+
+
+@settings(max_examples=200, deadline=None)
+@given(usable=st.lists(st.booleans(), min_size=1, max_size=40).filter(any),
+       length=st.integers(1, 48), padding=st.sampled_from(["zero_pad", "truncate", "uniform", "loop"]))
+def test_every_mask_is_right_padded_with_a_true_and_keeps_the_usable_frames_in_order(usable, length, padding):
+    n = len(usable)
+    faces = (np.arange(n, dtype=np.uint8)[:, None, None] + np.zeros((n, 2, 2), np.uint8))
+    x, mask = I.to_model_input(faces, np.array(usable), length, padding)
+    assert mask.shape == (length,) and I.right_padded(mask)
+    shown = np.round(x[mask, 0, 0, 0] * 255).astype(int).tolist()  # which frame each real position holds
+    kept = [i for i, u in enumerate(usable) if u]
+    assert set(shown) <= set(kept)  # never a frame without a usable face
+    if padding != "loop":
+        assert shown == sorted(shown) and len(set(shown)) == len(shown)  # in order, each once
+    if len(kept) <= length:
+        assert set(shown) == set(kept)  # nothing usable is dropped when there is room
+    assert not x[~mask].any()  # padding is zeros
+
+
+def test_right_padded_says_which_masks_cudnn_takes():
+    assert I.right_padded(np.array([[True, True, False], [True, False, False]]))
+    assert not I.right_padded(np.array([True, False, True]))  # a gap mid-clip
+    assert not I.right_padded(np.array([False, True, True]))  # padding at the start
+    assert not I.right_padded(np.array([False, False]))  # no frame at all
+
+
+def test_clip_without_a_usable_frame_never_reaches_the_model(tmp_path, caplog):
+    with pytest.raises(I.NoUsableFrameError, match="none of the clip's 4 frames"):
+        I.to_model_input(np.zeros((4, 8, 8), np.uint8), np.zeros(4, bool), 4)
+    cache = make_cache(tmp_path, {"a.000.mp4": {}, "b.000.mp4": {"found": [False] * 6}})  # edited: prepared, 0 usable
+    with caplog.at_level(logging.WARNING, logger="helpers.inputs"):
+        data = split_arrays(cache, "train", length=4)
+    assert data["names"] == ["a.000.mp4"] and "no usable face frame" in data["skipped"]["b.000.mp4"]
+    assert str(clip_cache_path(cache, "b.000.mp4")) in caplog.text
+
+
+def test_pipeline_masks_are_right_padded(cache):
+    """What training, evaluation and explanation are fed: every mask as cuDNN needs it."""
+    for split in ("train", "validation", "test"):
+        for padding in ("zero_pad", "uniform", "loop"):
+            ds, _ = I.make_dataset(cache, split, length=8, batch_size=3, padding=padding)
+            for x, _ in ds.as_numpy_iterator():
+                assert I.right_padded(x["mask"]), (split, padding, x["mask"])
+
+
+def test_clip_names_without_a_video_id_are_refused_before_training():
+    labels = {t: 0.5 for t in TRAITS}
+    clips = {name: {"split": "train", "status": "prepared", "file": "x", "labels": labels}
+             for name in ("ok.000.mp4", "holiday.mp4")}
+    with pytest.raises(ValueError, match=r"1 clip name\(s\) of the cache /c .*'holiday.mp4'.*re-run prepare"):
+        I.split_assignment({"clips": clips}, "official", cache_dir=Path("/c"))

@@ -191,8 +191,58 @@ def test_cli_model_choices_and_train_defaults_come_from_the_library():
     args = build_parser("train").parse_args(["train", "CACHE", "--out", "RUN"])
     defaults = {k: p.default for k, p in inspect.signature(train).parameters.items()}
     assert args.model == defaults["model_name"] == "light"
-    for name in ("length", "epochs", "batch_size", "seed", "padding", "distribution"):
+    for name in ("length", "epochs", "batch_size", "seed", "padding", "distribution", "split_scheme", "split_seed"):
         assert getattr(args, name) == defaults[name], name
     for name in Mo.MODELS:
         assert build_parser("train").parse_args(["train", "C", "--out", "R", "--model", name]).model == name
 
+
+
+# ----------------------------------------------------------------------------- packed masks (cuDNN on a GPU)
+
+
+def _gappy_clips(seed: int = 0, n: int = 8, size: int = S):
+    """uint8 crops of 3 clips and ``usable`` with gaps mid-clip (as when a person leaves the frame)."""
+    rng = np.random.default_rng(seed)
+    faces = rng.integers(0, 256, size=(3, n, size, size), dtype=np.uint8)
+    usable = np.array([[1, 1, 0, 0, 1, 1, 1, 0], [0, 1, 1, 1, 1, 1, 1, 1], [1, 0, 1, 0, 1, 0, 1, 1]], bool)
+    return faces, usable
+
+
+@pytest.mark.parametrize("recurrent", ["lstm", "gru"])
+def test_masked_recurrent_layer_output_is_unchanged_by_packing(recurrent):
+    """A sequence with masked gaps and the same usable steps packed to the front: one output."""
+    import keras
+
+    keras.utils.set_random_seed(1)
+    layer = Mo.RECURRENT_LAYERS[recurrent](7)
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(3, 8, 5)).astype(np.float32)
+    _, usable = _gappy_clips()
+    packed = np.zeros_like(x)
+    packed_mask = np.zeros_like(usable)
+    for i in range(3):
+        k = int(usable[i].sum())
+        packed[i, :k], packed_mask[i, :k] = x[i][usable[i]], True
+    np.testing.assert_allclose(np.asarray(layer(x, mask=usable)), np.asarray(layer(packed, mask=packed_mask)),
+                               atol=1e-6)
+
+
+def test_light_model_without_motion_is_unchanged_by_the_pipelines_packing():
+    """Through ``to_model_input``: the model sees only the usable frames either way, in the same order.
+
+    With ``motion`` on, one difference per gap spans it (the frames either side become
+    neighbours): a deliberate change, documented in ``to_model_input`` and the README.
+    """
+    import keras
+
+    from helpers.inputs import right_padded, to_model_input
+
+    keras.utils.set_random_seed(0)
+    model = Mo.build_light_model(8, S, motion=False, augment=False)
+    faces, usable = _gappy_clips()
+    gappy = (faces.astype(np.float32) / 255)[..., None]
+    packed = [to_model_input(f, u, 8) for f, u in zip(faces, usable)]
+    x, mask = np.stack([p[0] for p in packed]), np.stack([p[1] for p in packed])
+    assert right_padded(mask) and not right_padded(usable)
+    np.testing.assert_allclose(_predict(model, x, mask), _predict(model, gappy, usable), atol=1e-5)

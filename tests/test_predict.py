@@ -144,11 +144,11 @@ def test_scores_use_the_training_preprocessing(run_dir, clips):
 
     row = P.predict_video(clips / "alice.000.mp4", run_dir)
     run = load_run(run_dir)
-    s = run["settings"]
-    seq = video_to_faces(clips / "alice.000.mp4", num_frames=s["num_frames"], size=s["size"])
-    x, mask = to_model_input(seq.faces, seq.usable, s["length"], s["padding"])
-    expected = np.asarray(run["model"].predict_on_batch({"faces": x[None], "mask": mask[None]}))[0]
-    assert row.status == "scored" and row.sampled_frames == s["num_frames"]
+    s = run.settings
+    seq = video_to_faces(clips / "alice.000.mp4", num_frames=s.num_frames, size=s.size)
+    x, mask = to_model_input(seq.faces, seq.usable, s.length, s.padding)
+    expected = np.asarray(run.model.predict_on_batch({"faces": x[None], "mask": mask[None]}))[0]
+    assert row.status == "scored" and row.sampled_frames == s.num_frames
     assert [row.scores[t] for t in TRAITS] == pytest.approx(expected.tolist())
 
 
@@ -201,3 +201,24 @@ def test_faces_are_found_with_the_detector_the_run_recorded(run_dir, clips, tmp_
     code, _, err = run_cli(capsys, clips / "alice.000.mp4", "--model",
                            _run_with_detector(run_dir, tmp_path / "unknown", unknown))
     assert code == 2 and "unknown face detector 'some-cnn'" in err
+
+
+def test_damaged_run_folder_is_one_line_and_exit_2(run_dir, clips, tmp_path, capsys):
+    """No traceback for a run folder a user broke: the file and what to do, on one line."""
+    cases = {"metrics.json": b"{garbage", "model.keras": (run_dir / "model.keras").read_bytes()[:2000]}
+    for name, data in cases.items():
+        broken = tmp_path / f"broken-{name}"
+        shutil.copytree(run_dir, broken)
+        (broken / name).write_bytes(data)
+        code, out, err = run_cli(capsys, clips / "alice.000.mp4", "--model", broken)
+        assert code == 2 and out == "" and len(err.strip().splitlines()) == 1, err
+        assert str(broken / name) in err and "re-run" in err and "Traceback" not in err
+    assert "damaged" in err and "File not found" not in err.split("(")[0]
+
+
+def test_provenance_reads_the_runs_record(run_dir):
+    from helpers.runs import read_run
+
+    prov = P.run_provenance(run_dir)
+    assert prov["split_scheme"] == read_run(run_dir).split_scheme == "by-video"  # train's default
+    assert prov["test_mean_accuracy"] == read_run(run_dir).metrics["mean_accuracy"]

@@ -715,7 +715,7 @@ def test_corrupted_cache_files_are_skipped_by_train_and_redone_by_prepare(hostil
     assert len(usable) == 4
 
     caplog.set_level("WARNING", logger="helpers.inputs")
-    metrics = train(out, tmp_path / "run", length=FRAMES, epochs=1, batch_size=2, seed=0,
+    metrics = train(out, tmp_path / "run", length=FRAMES, epochs=1, batch_size=2, seed=0, split_scheme="official",
                     model_kwargs={"widths": (4, 8), "features": 8, "units": 8})
     skipped = json.loads((tmp_path / "run" / "metrics.json").read_text())["skipped_files"]
     assert set(skipped) == {"good.002.mp4", "cut half.001.mp4"}
@@ -1129,3 +1129,173 @@ def test_faceless_street_like_clips_give_no_usable_frame(tmp_path):
     assert summary["done"] == len(labels)
     record(f"{len(labels)} faceless clips (street-like, textures, noise, blobs; panning)", "prepare",
            f"{usable} of {sampled} sampled frames usable (false alarms refused by a second cascade)")
+
+# --------------------------------------------------------------------------- run folders and train's checks (issue 19)
+
+
+def _tiny_cache(root: Path, **manifest_keys) -> Path:
+    from tests.test_training import make_cache
+
+    return make_cache(root, **manifest_keys)
+
+
+def _main(capsys, *argv: str) -> tuple[int, str, str]:
+    from helpers.__main__ import main
+
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _one_line(err: str) -> bool:
+    return len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+TINY_TRAIN = ("--length", "8", "--epochs", "1", "--batch-size", "4")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny cache and a finished run on it (CLI train, the default split scheme)."""
+    from helpers.__main__ import main
+
+    root = tmp_path_factory.mktemp("runs")
+    cache = _tiny_cache(root)
+    run = root / "run"
+    assert main(["train", str(cache), "--out", str(run), *TINY_TRAIN, "--json"]) == 0
+    return cache, run
+
+
+def test_interrupted_retraining_keeps_the_finished_run(trained, tmp_path, monkeypatch):
+    import keras
+
+    from helpers import runs
+    from helpers.training import load_run, train
+
+    cache, finished = trained
+    out = tmp_path / "run"
+    shutil.copytree(finished, out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def stub_then_interrupt(self, path, *a, **k):
+        Path(path).write_bytes(b"PK\x03\x04 stub")
+        raise KeyboardInterrupt
+
+    def fail_on_metrics(path, obj, real=runs.write_json_atomic):
+        if Path(path).name == runs.METRICS_FILE:
+            raise KeyboardInterrupt
+        real(path, obj)
+
+    for where, target, name, fake in (("during model.save", keras.Model, "save", stub_then_interrupt),
+                                      ("after model.save", runs, "write_json_atomic", fail_on_metrics)):
+        with monkeypatch.context() as m:
+            m.setattr(target, name, fake)
+            with pytest.raises(KeyboardInterrupt):
+                train(cache, out, length=8, epochs=1, batch_size=4, seed=7,
+                      model_kwargs={"widths": (4, 8), "features": 8, "units": 8})
+        assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+        assert load_run(out).metrics["seed"] == 0  # the old run, whole, with its own metrics
+        left = [p.name for p in tmp_path.iterdir() if p.name.startswith(".run.")]
+        assert left == []
+        record(f"re-train interrupted {where}", "train", "old run intact and loadable, no temp folder left",
+               lost=0)
+
+
+def test_disk_full_during_train_names_the_path(trained, tmp_path, monkeypatch, capsys):
+    import errno
+
+    import keras
+
+    cache, _ = trained
+
+    def full(self, path, *a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(keras.Model, "save", full)
+    out = tmp_path / "run"
+    code, _, err = _main(capsys, "train", str(cache), "--out", str(out), *TINY_TRAIN)
+    assert code == 2 and _one_line(err) and str(out) in err and "No space left on device" in err
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+    record("disk full (ENOSPC) while train writes the run", "train", "exit 2, one line naming the run folder")
+
+
+def test_incomplete_cache_is_refused_with_counts(tmp_path, capsys):
+    cache = _tiny_cache(tmp_path, complete=False, summary={"done": 17, "clips": 60})
+    code, _, err = _main(capsys, "train", str(cache), "--out", str(tmp_path / "run"), *TINY_TRAIN)
+    assert code == 2 and _one_line(err) and str(cache) in err and "17 of 60 clips" in err
+    assert "--allow-incomplete" in err and not (tmp_path / "run").exists()
+    code, _, _ = _main(capsys, "train", str(cache), "--out", str(tmp_path / "run"), *TINY_TRAIN, "--allow-incomplete")
+    assert code == 0 and (tmp_path / "run" / "metrics.json").is_file()
+    record("cache of an interrupted prepare (complete: false)", "train",
+           "refused naming it, with 17 of 60 clips; --allow-incomplete trains")
+
+
+@pytest.mark.parametrize("option, value, says", [("--epochs", "0", "epochs must be"),
+                                                 ("--batch-size", "0", "batch_size must be"),
+                                                 ("--length", "0", "length must be"),
+                                                 ("--length", "1000000000", "length must be")])
+def test_bad_train_options_are_refused_before_any_work(trained, tmp_path, option, value, says, capsys):
+    cache, _ = trained
+    started = time.perf_counter()
+    args = dict(zip(TINY_TRAIN[::2], TINY_TRAIN[1::2]), **{option: value})
+    code, _, err = _main(capsys, "train", str(cache), "--out", str(tmp_path / "run"),
+                         *[x for kv in args.items() for x in kv])
+    assert code == 2 and _one_line(err) and says in err
+    assert time.perf_counter() - started < 5 and not (tmp_path / "run").exists()
+    record(f"train {option} {value}", "train", "exit 2 before any work, one line naming the option")
+
+
+def test_unwritable_out_is_found_before_training(trained, tmp_path, capsys):
+    cache, _ = trained
+    blocker = tmp_path / "not a folder"
+    blocker.write_text("x")
+    started = time.perf_counter()
+    code, _, err = _main(capsys, "train", str(cache), "--out", str(blocker / "run"), *TINY_TRAIN)
+    assert code == 2 and _one_line(err) and str(blocker / "run") in err and time.perf_counter() - started < 5
+    record("--out that cannot be created (under a file)", "train", "exit 2 before training, naming it")
+
+
+def test_clip_names_without_video_id_are_refused_before_training(tmp_path, capsys):
+    from helpers.atomic import write_json_atomic
+
+    cache = _tiny_cache(tmp_path)
+    manifest = json.loads((cache / "manifest.json").read_text())
+    manifest["clips"]["holiday.mp4"] = manifest["clips"].pop("tr00.000.mp4")
+    write_json_atomic(cache / "manifest.json", manifest)
+    started = time.perf_counter()
+    code, _, err = _main(capsys, "train", str(cache), "--out", str(tmp_path / "run"), *TINY_TRAIN)
+    assert code == 2 and _one_line(err) and "holiday.mp4" in err and time.perf_counter() - started < 5
+    record("clip name outside <id>.<NNN>.<ext> in the cache", "train", "refused before training, naming it")
+
+
+def _crafted_config(model: bytes, config: bytes) -> bytes:
+    import io
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(model)) as src, zipfile.ZipFile(out, "w") as dst:
+        for item in src.infolist():
+            dst.writestr(item, config if item.filename == "config.json" else src.read(item.filename))
+    return out.getvalue()
+
+
+def test_damaged_run_folders_are_named_by_predict(trained, tmp_path, capsys):
+    _, run = trained
+    clip = face_clip(tmp_path / "me.000.mp4", n=8)
+    model = (run / "model.keras").read_bytes()
+    cases = {
+        "metrics.json garbage": ("metrics.json", b"\x00{garbage", "cannot be read"),
+        "model.keras truncated": ("model.keras", model[: len(model) // 3], "is damaged"),
+        "hostile config.json in model.keras": (
+            "model.keras", _crafted_config(model, b'{"module": "os", "class_name": "system", '
+                                                  b'"config": {"command": "touch PWNED"}}'), "is damaged"),
+        "garbled config.json in model.keras": ("model.keras", _crafted_config(model, b"[1, 2"), "is damaged"),
+    }
+    for case, (name, data, says) in cases.items():
+        broken = tmp_path / case.replace(" ", "_")
+        shutil.copytree(run, broken)
+        (broken / name).write_bytes(data)
+        code, out, err = _main(capsys, "predict", str(clip), "--model", str(broken))
+        assert code == 2 and out == "" and _one_line(err), err
+        assert str(broken / name) in err and says in err and "re-run" in err
+        assert not any(Path(".").glob("PWNED")) and not (broken / "PWNED").exists()
+        record(case, "predict", "exit 2, one line naming the file and 're-run train'")

@@ -60,7 +60,8 @@ def cache(tmp_path_factory):
 @pytest.fixture(scope="module")
 def run(cache, tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "light"
-    metrics = Tr.train(cache, out, length=FRAMES, epochs=2, batch_size=4, seed=0, model_kwargs=TINY)
+    metrics = Tr.train(cache, out, length=FRAMES, epochs=2, batch_size=4, seed=0, model_kwargs=TINY,
+                       split_scheme="official")
     return out, metrics
 
 
@@ -186,7 +187,8 @@ def test_source_dataset_is_demo_when_the_source_says_so(tmp_path):
 
 def test_same_seed_same_result(run, cache, tmp_path):
     _, metrics = run
-    again = Tr.train(cache, tmp_path / "again", length=FRAMES, epochs=2, batch_size=4, seed=0, model_kwargs=TINY)
+    again = Tr.train(cache, tmp_path / "again", length=FRAMES, epochs=2, batch_size=4, seed=0, model_kwargs=TINY,
+                     split_scheme="official")
     assert again["mean_accuracy"] == pytest.approx(metrics["mean_accuracy"], abs=1e-5)
 
 
@@ -226,7 +228,8 @@ def test_corrupted_training_file_is_reported_and_skipped(tmp_path):
     cache = make_cache(tmp_path, seed=2)
     bad = clip_cache_path(cache, "tr03.000.mp4")
     bad.write_bytes(b"\x00garbage")
-    m = Tr.train(cache, tmp_path / "run", length=FRAMES, epochs=1, batch_size=4, model_kwargs=TINY)
+    m = Tr.train(cache, tmp_path / "run", length=FRAMES, epochs=1, batch_size=4, model_kwargs=TINY,
+                 split_scheme="official")  # tr03 is a training clip of the official splits
     assert list(m["skipped_files"]) == ["tr03.000.mp4"] and str(bad) in m["skipped_files"]["tr03.000.mp4"]
     assert m["n_clips"]["train"] == 7
 
@@ -256,3 +259,246 @@ def test_run_of_an_older_version_is_refused(tmp_path):
     (run / "metrics.json").write_text(json.dumps({"settings": {"frames": 32, "sample_frames": 32}}))
     with pytest.raises(ValueError, match=f"{run}.*older version.*re-run .*train"):
         Tr.load_run(run)
+    (run / "metrics.json").write_text(json.dumps({"version": 3, "settings": {}}))  # before packed masks
+    with pytest.raises(ValueError, match=f"version 3, this one reads {Tr.RUN_VERSION}"):
+        Tr.load_run(run)
+
+
+# ----------------------------------------------------------------------------- the by-video default
+
+
+def test_train_defaults_to_by_video_in_the_function_and_on_the_command_line(cache, tmp_path):
+    import inspect
+
+    from helpers.__main__ import build_parser
+
+    assert inspect.signature(Tr.train).parameters["split_scheme"].default == "by-video"
+    parser = build_parser("train")
+    assert parser.parse_args(["train", "C", "--out", "R"]).split_scheme == "by-video"
+    m = Tr.train(cache, tmp_path / "default", length=FRAMES, epochs=1, batch_size=4, model_kwargs=TINY)
+    assert m["split_scheme"] == "by-video"
+    assert json.loads((tmp_path / "default" / Tr.SPLITS_FILE).read_text())["split_scheme"] == "by-video"
+    sub = next(a for a in parser._actions if a.dest == "command")
+    help_text = " ".join(sub.choices["train"].format_help().split())
+    assert "84 %" in help_text and "recognising people" in help_text
+
+
+# ----------------------------------------------------------------------------- checked before any work
+
+
+def _no_fit(monkeypatch):
+    """Make any training attempt fail loudly: the checks must come first."""
+    def fail(*a, **k):
+        raise AssertionError("training started before the checks")
+    monkeypatch.setattr(Tr, "_fit", fail)
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("epochs", 0, "epochs must be an integer >= 1"),
+    ("batch_size", 0, "batch_size must be an integer >= 1"),
+    ("length", 0, f"length must be an integer from 1 to {Tr.MAX_LENGTH}"),
+    ("length", 10**9, f"from 1 to {Tr.MAX_LENGTH}"),
+    ("patience", -1, "patience must be an integer >= 0"),
+    ("learning_rate", 0.0, "learning_rate must be a positive number"),
+    ("learning_rate", float("nan"), "learning_rate must be a positive number"),
+    ("padding", "mirror", "unknown padding 'mirror'"),
+    ("model_name", "huge", "unknown model_name 'huge'"),
+])
+def test_options_are_checked_before_reading_the_cache(option, value, message, tmp_path, monkeypatch):
+    _no_fit(monkeypatch)
+    kwargs = {"length": FRAMES, "epochs": 1, option: value}
+    with pytest.raises(ValueError, match=message):
+        Tr.train(tmp_path / "no cache here", tmp_path / "run", **kwargs)  # the cache is not even looked at
+    assert not (tmp_path / "run").exists()
+
+
+def test_unwritable_out_is_found_before_training(cache, tmp_path, monkeypatch):
+    _no_fit(monkeypatch)
+    blocker = tmp_path / "a file"
+    blocker.write_text("not a folder")
+    with pytest.raises(OSError, match=f"cannot write the run folder {blocker / 'run'}"):
+        Tr.train(cache, blocker / "run", length=FRAMES, epochs=1, model_kwargs=TINY)
+
+
+def test_incomplete_cache_is_refused_unless_allowed(tmp_path, monkeypatch):
+    cache = make_cache(tmp_path, complete=False, summary={"done": 17, "clips": 60})
+    with monkeypatch.context() as m:
+        _no_fit(m)
+        with pytest.raises(Tr.IncompleteCacheError, match=rf"cache {cache} is incomplete .*17 of 60 clips.*"
+                                                          r"Re-run `python -m helpers prepare.*--allow-incomplete"):
+            Tr.train(cache, tmp_path / "run", length=FRAMES, epochs=1, model_kwargs=TINY)
+    m = Tr.train(cache, tmp_path / "run", length=FRAMES, epochs=1, batch_size=4, model_kwargs=TINY,
+                 allow_incomplete=True)
+    assert m["n_clips"]["train"] > 0
+
+
+def test_clip_names_without_a_video_id_are_refused_before_training(tmp_path, monkeypatch):
+    cache = make_cache(tmp_path)
+    manifest = json.loads((cache / "manifest.json").read_text())
+    manifest["clips"]["my holiday.mp4"] = manifest["clips"].pop("tr00.000.mp4")
+    write_json_atomic(cache / "manifest.json", manifest)
+    _no_fit(monkeypatch)
+    for scheme in ("official", "by-video"):
+        with pytest.raises(ValueError, match=f"of the cache {cache} are not '<video id>.<number>.<ext>'"):
+            Tr.train(cache, tmp_path / "run", length=FRAMES, epochs=1, split_scheme=scheme, model_kwargs=TINY)
+
+
+# ----------------------------------------------------------------------------- re-training is atomic
+
+
+def _hidden_siblings(run: Path) -> list[str]:
+    return sorted(p.name for p in run.parent.iterdir() if p.name.startswith(f".{run.name}."))
+
+
+@pytest.fixture
+def finished(cache, tmp_path):
+    """A finished run folder, its metrics and its model's bytes."""
+    out = tmp_path / "runs" / "light"
+    Tr.train(cache, out, length=FRAMES, epochs=1, batch_size=4, seed=0, model_kwargs=TINY)
+    return out, json.loads((out / "metrics.json").read_text()), (out / "model.keras").read_bytes()
+
+
+def _old_run_intact(out: Path, metrics: dict, model_bytes: bytes) -> None:
+    assert (out / "model.keras").read_bytes() == model_bytes
+    run = Tr.load_run(out)
+    assert run.metrics == metrics and run.model is not None
+    assert _hidden_siblings(out) == []  # nothing half-written left beside it
+
+
+def test_interrupted_during_model_save_leaves_the_old_run(finished, cache, monkeypatch):
+    import keras
+
+    out, metrics, model_bytes = finished
+
+    def half_save(self, path, *a, **k):
+        Path(path).write_bytes(b"PK\x03\x04 a stub")  # what an interrupted save leaves
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(keras.Model, "save", half_save)
+    with pytest.raises(KeyboardInterrupt):
+        Tr.train(cache, out, length=FRAMES, epochs=1, batch_size=4, seed=5, model_kwargs=TINY)
+    _old_run_intact(out, metrics, model_bytes)
+
+
+def test_failure_after_model_save_leaves_the_old_run(finished, cache, monkeypatch):
+    from helpers import runs
+
+    out, metrics, model_bytes = finished
+    real = runs.write_json_atomic
+
+    def fail_on_metrics(path, obj):
+        if Path(path).name == "metrics.json":
+            raise RuntimeError("killed just before metrics.json")
+        real(path, obj)
+
+    monkeypatch.setattr(runs, "write_json_atomic", fail_on_metrics)
+    with pytest.raises(RuntimeError, match="killed"):
+        Tr.train(cache, out, length=FRAMES, epochs=1, batch_size=4, seed=5, model_kwargs=TINY)
+    _old_run_intact(out, metrics, model_bytes)
+
+
+def test_disk_full_while_writing_names_the_path_and_keeps_the_old_run(finished, cache, monkeypatch):
+    import errno
+
+    import keras
+
+    out, metrics, model_bytes = finished
+
+    def full(self, path, *a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(keras.Model, "save", full)
+    with pytest.raises(OSError, match=f"could not write the run folder {out}: No space left on device "
+                                      r"\(at .*model.keras\); the previous run there, if any, is unchanged"):
+        Tr.train(cache, out, length=FRAMES, epochs=1, batch_size=4, model_kwargs=TINY)
+    _old_run_intact(out, metrics, model_bytes)
+
+
+def test_retraining_replaces_the_whole_run_and_load_run_sees_the_new_one(finished, cache):
+    out, metrics, _ = finished
+    assert Tr.load_run(out).metrics["seed"] == 0
+    (out / "notes.txt").write_text("a file of the old run")
+    new = Tr.train(cache, out, length=FRAMES, epochs=1, batch_size=4, seed=1, model_kwargs=TINY)
+    assert Tr.load_run(out).metrics == new and new["seed"] == 1  # not the cached old run
+    assert not (out / "notes.txt").exists() and _hidden_siblings(out) == []
+
+
+def test_what_a_killed_train_left_is_tidied(finished):
+    from helpers import runs
+
+    out, metrics, model_bytes = finished
+    dead = out.with_name(f".{out.name}.partial-999999999-0000")  # of no living process
+    dead.mkdir()
+    (dead / "model.keras").write_bytes(b"half")
+    aside = out.with_name(f".{out.name}.old-999999999-0000")
+    out.rename(aside)  # as if killed between the two renames
+    with pytest.raises(runs.RunFolderError, match=f"left the previous run in {aside}; rename it back"):
+        Tr.load_run(out)
+    runs.tidy(out)  # what the next train of this folder does first
+    assert not dead.exists()
+    _old_run_intact(out, metrics, model_bytes)
+
+
+def test_a_staged_run_without_metrics_is_never_put_in_place(finished):
+    from helpers import runs
+
+    out, metrics, model_bytes = finished
+    with pytest.raises(RuntimeError, match="has no metrics.json"):
+        with runs.staged_run(out) as staging:
+            (staging / "model.keras").write_bytes(b"new")
+    _old_run_intact(out, metrics, model_bytes)
+
+
+# ----------------------------------------------------------------------------- damaged run folders
+
+
+def test_damaged_run_files_are_named(finished, tmp_path):
+    import shutil
+
+    from helpers.models import ModelFileError
+    from helpers.runs import RunFolderError
+
+    out, _, model_bytes = finished
+    garbage = tmp_path / "garbage"
+    shutil.copytree(out, garbage)
+    (garbage / "metrics.json").write_bytes(b"\x00\xff{not json")
+    with pytest.raises(RunFolderError, match=f"{garbage / 'metrics.json'} cannot be read"):
+        Tr.load_run(garbage)
+    cut = tmp_path / "cut"
+    shutil.copytree(out, cut)
+    (cut / "model.keras").write_bytes(model_bytes[: len(model_bytes) // 3])
+    with pytest.raises(ModelFileError, match=f"model file {cut / 'model.keras'} is damaged.*re-run"):
+        Tr.load_run(cut)
+    bad = tmp_path / "settings"
+    shutil.copytree(out, bad)
+    m = json.loads((bad / "metrics.json").read_text())
+    m["settings"]["length"] = "32; rm -rf /"
+    (bad / "metrics.json").write_text(json.dumps(m))
+    with pytest.raises(RunFolderError, match="'settings' has no valid length"):
+        Tr.load_run(bad)
+    m["settings"]["length"] = FRAMES
+    (bad / "metrics.json").write_text(json.dumps(m))
+    (bad / "splits.json").unlink()
+    with pytest.raises(RunFolderError, match="splits.json not found"):
+        Tr.load_run(bad)
+
+
+@pytest.mark.parametrize("config", [b"[1, 2, 3]", b'{"class_name": "Functional", "config": {"layers": 7}}',
+                                    b'{"module": "os", "class_name": "system", "config": {"command": "touch X"}}',
+                                    b"\xff\xfe garbled"])
+def test_hostile_or_garbled_model_config_is_refused_naming_the_file(finished, tmp_path, config, monkeypatch):
+    import shutil
+    import zipfile
+
+    from helpers.models import ModelFileError
+
+    monkeypatch.chdir(tmp_path)
+    out, _, _ = finished
+    crafted = tmp_path / "crafted"
+    shutil.copytree(out, crafted)
+    with zipfile.ZipFile(out / "model.keras") as src, zipfile.ZipFile(crafted / "model.keras", "w") as dst:
+        for item in src.infolist():
+            dst.writestr(item, config if item.filename == "config.json" else src.read(item.filename))
+    with pytest.raises(ModelFileError, match=f"model file {crafted / 'model.keras'} is damaged"):
+        Tr.load_run(crafted)
+    assert not (tmp_path / "X").exists()
