@@ -39,7 +39,7 @@ def _named(exc: OSError, path: Path) -> OSError:
     """``exc`` with ``path`` in it: the OS errors of ``write`` or ``fsync`` (ENOSPC) name no file."""
     if exc.errno is None or exc.filename is not None:
         return exc  # our own errors (they name their file already), or the OS named one
-    return type(exc)(exc.errno, f"{exc.strerror or exc} while writing {path}", str(path))
+    return type(exc)(exc.errno, exc.strerror or str(exc), str(path))  # str(): "[Errno 28] ...: 'path'"
 
 
 def write_atomic(path: Path, write: Callable[[IO[bytes]], Any], suffix: str = ".tmp") -> None:
