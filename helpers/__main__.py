@@ -120,6 +120,21 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from helpers.metrics import format_comparison
+    from helpers.training import paired_comparison
+
+    rep = paired_comparison(Path(args.run_a), Path(args.run_b), Path(args.cache), args.split, metric=args.metric)
+    if args.json:
+        print(json.dumps(rep, indent=2))
+        return 0
+    print(format_comparison(rep, names=(_shown(args.run_a), _shown(args.run_b))))
+    if rep["n_only_a"] or rep["n_only_b"]:
+        print(f"note: {rep['n_only_a']} and {rep['n_only_b']} clips of the {args.split} split are in one run only "
+              "(trained with other splits?) and were left out")
+    return 0
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
     from helpers import predict as P
 
@@ -250,6 +265,17 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     if command in (None, "train"):
         _add_train_options(p)
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("compare", help="compare two runs on the same clips, paired: the difference and its interval")
+    p.add_argument("run_a", metavar="RUN_A", help="run folder written by train")
+    p.add_argument("run_b", metavar="RUN_B", help="run folder written by train (same --split-scheme and --split-seed)")
+    p.add_argument("--cache", required=True, metavar="CACHE_DIR", help="the prepared cache both runs were trained on")
+    p.add_argument("--split", default="test", choices=["validation", "test"], help="split to score (default test)")
+    from helpers.metrics import COMPARABLE
+
+    p.add_argument("--metric", default="mae", choices=COMPARABLE, help="what to compare (default mae)")
+    p.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("predict", help="score clips with a trained run: one row per clip")
     p.add_argument("paths", nargs="+", metavar="PATH", help="video files and/or folders searched for clips")

@@ -40,7 +40,8 @@ from helpers.sequences import STRATEGIES
 
 #: Version of a run folder; ``read_run`` refuses others. 3: run folders record their split
 #: assignment (``splits.json``). 4: masks are packed (usable frames first, padding at the
-#: end: ``helpers.inputs.to_model_input``), so a model of version 3 saw other inputs.
+#: end: ``helpers.inputs.to_model_input``), so a model of version 3 saw other inputs;
+#: ``metrics.json`` holds intervals that resample videos and the calibration.
 RUN_VERSION = 4
 MODEL_FILE = "model.keras"
 METRICS_FILE = "metrics.json"

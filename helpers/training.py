@@ -20,8 +20,11 @@ sibling and renamed into place when complete, so an interrupted train leaves the
 run whole (``helpers.runs.staged_run``). ``metrics.json`` holds the test report of
 ``helpers.metrics.report`` (``per_trait`` with ``accuracy``, ``mae``, ``pearson_r``,
 ``baseline_accuracy``, ``baseline_mae``; ``mean_accuracy``, ``baseline_mean_accuracy``,
-``same_video_baseline_mean_accuracy``, ``mean_mae``, ...), the same figures for
-validation under ``validation``, the ``settings`` a prediction needs
+``same_video_baseline_mean_accuracy``, ``mean_mae``, ...) with ``intervals``
+(``helpers.metrics.score_report``: every metric with a 95 % interval that resamples
+videos), the same figures for validation under ``validation``, ``calibration``
+(prediction SD / label SD and slope per trait on both splits, and test scored after a
+linear recalibration fitted on validation), the ``settings`` a prediction needs
 (``helpers.runs.RunSettings``) and the run's ``model``, ``dataset`` (from the cache
 manifest), ``split_scheme``, ``split_seed``, ``seed``, ``distribution``, ``epochs_run``,
 ``best_epoch``, clip counts and skipped files. ``load_run`` reads a run back
@@ -246,8 +249,37 @@ def _report(pred: dict[str, Any], train_entries: list) -> dict[str, Any]:
     if not train_entries:
         raise ValueError("no training clips to make the baselines from")
     y_train = np.stack([e.labels for e in train_entries]).astype(np.float64)
-    same = same_video_means(y_train, [video_id(e.name) for e in train_entries], [video_id(n) for n in pred["names"]])
-    return M.report(pred["y_true"], pred["y_pred"], means=M.train_means(y_train), same_video=same)
+    ids = [video_id(n) for n in pred["names"]]
+    same = same_video_means(y_train, [video_id(e.name) for e in train_entries], ids)
+    # Intervals resample videos: the clips of one video (one person) are not independent draws.
+    return M.report(pred["y_true"], pred["y_pred"], means=M.train_means(y_train), same_video=same, video_ids=ids)
+
+
+def _calibration(val: dict[str, Any], test: dict[str, Any], means: dict[str, float]) -> dict[str, Any]:
+    """How far predictions shrink toward the mean (validation, test), and test after a per-trait
+    linear recalibration fitted on validation only (``metrics.fit_recalibration``)."""
+    slope, intercept = M.fit_recalibration(val["y_true"], val["y_pred"])
+    recalibrated = M.apply_recalibration(test["y_pred"], slope, intercept)
+    return {
+        "validation": M.calibration(val["y_true"], val["y_pred"]),
+        "test": M.calibration(test["y_true"], test["y_pred"]),
+        "recalibration": {t: {"slope": float(slope[i]), "intercept": float(intercept[i])} for i, t in enumerate(TRAITS)},
+        "recalibrated_test": M.score_report(test["y_true"], recalibrated, [video_id(n) for n in test["names"]],
+                                            means=[means[t] for t in TRAITS]),
+    }
+
+
+def paired_comparison(run_a: Path, run_b: Path, cache_dir: Path, split: str = "test", *,
+                      metric: str = "mae", resamples: int = 2000, seed: int = 0) -> dict[str, Any]:
+    """Two run folders scored on the clips of ``split`` they share, paired (``metrics.compare_runs``).
+
+    Each run is scored under its own splits (``evaluate``); train both with the same
+    ``split_scheme`` and ``split_seed`` so that their test clips are the same.
+    Returns the ``metrics.compare`` dict (``metric(a) - metric(b)`` per trait and for the mean,
+    with its interval over resampled videos and the share of resamples where a is better).
+    """
+    a, b = evaluate(run_a, cache_dir, split), evaluate(run_b, cache_dir, split)
+    return M.compare_runs(a, b, metric=metric, resamples=resamples, seed=seed)
 
 
 def run_assignment(run_dir: Path) -> dict[str, str]:
@@ -304,15 +336,17 @@ def train(cache_dir: Path, run_dir: Path, model_name: str = "light", length: int
         usable_train = train_src.usable
         if not usable_train:
             raise ValueError(f"every training file of {cache_dir} failed to load: {sorted(train_src.skipped)}")
-        val = _report(predict_source(model, sources["validation"], batch_size), usable_train)
-        rep = _report(predict_source(model, sources["test"], batch_size), usable_train)  # the one look at test
+        val_pred = predict_source(model, sources["validation"], batch_size)
+        test_pred = predict_source(model, sources["test"], batch_size)  # the one look at test
+        val, rep = _report(val_pred, usable_train), _report(test_pred, usable_train)
         facts = {
             "model": model_name,
             "split": "test",
             **rep,
             "validation": {k: val[k] for k in ("n", "mean_accuracy", "mean_mae", "baseline_mean_accuracy",
                                                "baseline_mean_mae", "same_video_baseline_mean_accuracy",
-                                               "mae_ratio")},
+                                               "mae_ratio", "intervals")},
+            "calibration": _calibration(val_pred, test_pred, rep["train_means"]),
             "dataset": manifest.get("dataset"),  # recorded by prepare
             "seed": seed,
             "batch_size": batch_size,

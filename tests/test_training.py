@@ -502,3 +502,64 @@ def test_hostile_or_garbled_model_config_is_refused_naming_the_file(finished, tm
     with pytest.raises(ModelFileError, match=f"model file {crafted / 'model.keras'} is damaged"):
         Tr.load_run(crafted)
     assert not (tmp_path / "X").exists()
+
+
+# --------------------------------------------------------------------------- scores with intervals (issue 20)
+
+
+def test_metrics_json_holds_intervals_that_resample_videos(run, cache):
+    from helpers import metrics as M
+    from helpers.dataset import video_id
+
+    out, metrics = run
+    saved = json.loads((out / "metrics.json").read_text())
+    rep = Tr.evaluate(out, cache, "test")
+    ids = [video_id(n) for n in rep["names"]]
+    for where in (saved, saved["validation"]):
+        iv = where["intervals"]
+        assert iv["n_clips"] == where["n"] and iv["level"] == 0.95
+        assert set(iv["traits"]["extraversion"]) >= {"mae", "accuracy", "pearson_r", "ccc", "r2"}
+    iv = saved["intervals"]
+    assert iv["n_videos"] == len(set(ids))
+    mean = iv["mean_accuracy"]
+    assert mean["estimate"] == pytest.approx(saved["mean_accuracy"], abs=1e-6)
+    assert mean["low"] <= mean["estimate"] <= mean["high"]
+    # The same numbers as scoring the saved predictions directly: nothing is made up on the way.
+    direct = M.score_report(rep["y_true"], rep["y_pred"], ids, means=list(saved["train_means"].values()))
+    assert direct["mean_accuracy"] == pytest.approx(iv["mean_accuracy"], abs=1e-5)
+
+
+def test_metrics_json_holds_the_calibration_fitted_on_validation(run, cache):
+    from helpers import metrics as M
+
+    out, metrics = run
+    cal = metrics["calibration"]
+    val, test = Tr.evaluate(out, cache, "validation"), Tr.evaluate(out, cache, "test")
+    slope, intercept = M.fit_recalibration(val["y_true"], val["y_pred"])
+    assert cal["recalibration"]["openness"]["slope"] == pytest.approx(slope[4], abs=1e-5)
+    assert cal["test"]["extraversion"]["sd_ratio"] == pytest.approx(
+        M.calibration(test["y_true"], test["y_pred"])["extraversion"]["sd_ratio"], abs=1e-5)
+    recal = M.apply_recalibration(test["y_pred"], slope, intercept)
+    assert cal["recalibrated_test"]["mean_accuracy"]["estimate"] == pytest.approx(
+        M.mean_accuracy(test["y_true"], recal), abs=1e-5)
+
+
+def test_cli_prints_intervals_and_compares_two_runs(shared, tmp_path, capsys):
+    from helpers.__main__ import main
+
+    cache, out, _ = shared
+    other = tmp_path / "other"
+    assert main(["train", str(cache), "--out", str(other), "--length", str(FRAMES), "--epochs", "1",
+                 "--batch-size", "4", "--split-seed", "1", "--seed", "5"]) == 0
+    text = capsys.readouterr().out
+    assert "resamples of the videos" in text and "[" in text
+    assert main(["compare", str(out), str(other), "--cache", str(cache), "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["n_only_a"] == rep["n_only_b"] == 0 and rep["metric"] == "mae"
+    mean = rep["mean"]
+    assert mean["low"] <= mean["difference"] <= mean["high"]
+    assert main(["compare", str(out), str(out), "--cache", str(cache)]) == 0
+    same = capsys.readouterr().out
+    assert "0.0000" in same or "+0.0000" in same
+    self_rep = Tr.paired_comparison(out, out, cache)
+    assert self_rep["mean"]["difference"] == 0 and self_rep["mean"]["low"] == self_rep["mean"]["high"] == 0
