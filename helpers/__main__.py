@@ -209,7 +209,8 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     scheme, split_seed = _default(train, "split_scheme"), _default(train, "split_seed")
     p.add_argument("--split-scheme", default=scheme, choices=list(SPLIT_SCHEMES),
                    help=f"which clips form training/validation/test: 'by-video' regroups all clips by video id, "
-                        f"so no person is in two splits (how a model does on new people); 'official' is the "
+                        f"so no video is in two splits (how a model does on new videos: on the demo new people; on the "
+                        f"real data a few people with several videos may still be on two sides); 'official' is the "
                         f"annotation files' splits, which share people (84 %% of the real test clips come from a "
                         f"video with training clips), so it measures recognising people (default {scheme})")
     p.add_argument("--split-seed", type=int, default=split_seed,

@@ -269,10 +269,10 @@ def format_label_report(report: Mapping[str, Any]) -> str:
         return "n/a" if v is None else format(v, spec)
 
     splits, overlap, base = report["splits"], report["clips_with_video_in_training"], report["baselines"]
-    lines = ["Splits (clips from videos; one video = one person)"]
+    lines = ["Splits (clips from videos; a video shows one person, a person may have several videos)"]
     for split, c in splits.items():
         lines.append(f"  {split:<11}{c['clips']:>7} clips from {c['videos']:>6} videos")
-    lines.append("Clips whose video also has clips in training (the same person on both sides)")
+    lines.append("Clips whose video also has clips in training (the same video, so the same person, on both sides)")
     for split, share in overlap.items():
         lines.append(f"  {split:<11}{num(share, '.1%'):>7}")
     lines += [

@@ -1,8 +1,9 @@
 """Train and evaluate.
 
 ``train(cache_dir, run_dir)`` assigns the cache's clips to splits under a ``split_scheme``:
-``"by-video"`` (default; all clips regrouped by video id with ``split_seed``, no person on
-two sides: the honest measure of how a model does on new people; ``helpers.labels``) or
+``"by-video"`` (default; all clips regrouped by video id with ``split_seed``, no video on
+two sides: the honest measure of how a model does on new videos, which on the demo are new
+people and on the real data almost always are; ``helpers.labels``) or
 ``"official"`` (the splits the annotation files come in, which share people: on the real
 files 84 % of the test clips come from a video with training clips, so it measures how well
 a model recognises people it has seen). It fits on ``train``, watches ``validation`` for
@@ -296,7 +297,7 @@ def train(cache_dir: Path, run_dir: Path, model_name: str = "light", length: int
     """Train ``model_name`` (a name of ``helpers.models.MODELS``) on the train split,
     stop early on validation, score test once.
 
-    ``split_scheme`` (``helpers.labels.SPLIT_SCHEMES``; default ``"by-video"``, no person
+    ``split_scheme`` (``helpers.labels.SPLIT_SCHEMES``; default ``"by-video"``, no video
     on two sides; ``"official"`` measures recognising people, see the module docstring) and
     ``split_seed`` (by-video only; independent of the training ``seed``) say which clips form
     the splits (``inputs.split_assignment``). ``length``: the sequence length the model sees
