@@ -128,7 +128,13 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rep, indent=2))
         return 0
-    print(format_comparison(rep, names=(_shown(args.run_a), _shown(args.run_b))))
+    shown = (_shown(args.run_a), _shown(args.run_b))
+    names = (Path(args.run_a).name, Path(args.run_b).name)  # short column headers, unless they clash
+    if names[0] == names[1] or not all(names):
+        names = shown
+    else:
+        print(f"runs: {names[0]} = {shown[0]}, {names[1]} = {shown[1]}")
+    print(format_comparison(rep, names=names))
     if rep["n_only_a"] or rep["n_only_b"]:
         print(f"note: {rep['n_only_a']} and {rep['n_only_b']} clips of the {args.split} split are in one run only "
               "(trained with other splits?) and were left out")

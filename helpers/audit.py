@@ -363,12 +363,8 @@ def audit_predictions(names: Sequence[str], y_true: Any, y_pred: Any, groups: Ma
                           **kwargs)
 
 
-def _signed(cell: Mapping[str, float | None], digits: int = 3) -> str:
-    if cell.get("estimate") is None:
-        return "n/a"
-    if cell.get("low") is None:
-        return f"{cell['estimate']:+.{digits}f}"
-    return f"{cell['estimate']:+.{digits}f} [{cell['low']:+.{digits}f}, {cell['high']:+.{digits}f}]"
+def _signed(cell: Mapping[str, float | None]) -> str:
+    return interval_text(cell, signed=True)
 
 
 def excludes_zero(cell: Mapping[str, float | None]) -> bool:

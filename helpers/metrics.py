@@ -350,6 +350,20 @@ def _reference(y_train: Any | None, means: Any | None, k: int) -> np.ndarray | N
     return m
 
 
+def _resampling(y_true: Any, preds: Sequence[Any], video_ids: Sequence[Any], traits: Sequence[str],
+                y_train: Any | None, means: Any | None, resamples: int, seed: int, level: float) -> tuple:
+    """Checked inputs of a resampled report: labels, each prediction set, video codes and count,
+    the R^2 reference and the resample counts ``[resamples, videos]``."""
+    _check_level(level)
+    t = _pair(y_true, preds[0])[0]
+    checked = tuple(_pair(t, p)[1] for p in preds)
+    if len(traits) != t.shape[1]:
+        raise ValueError(f"{len(traits)} trait names for {t.shape[1]} columns")
+    codes, n_videos = _video_codes(video_ids, len(t))
+    ref = _reference(y_train, means, t.shape[1])
+    return t, checked, codes, n_videos, ref, resample_counts(n_videos, resamples, seed)
+
+
 def score_report(y_true: Any, y_pred: Any, video_ids: Sequence[Any], y_train: Any | None = None, *,
                  means: Any | None = None, same_video: Any | None = None, resamples: int = 2000,
                  seed: int = 0, level: float = 0.95, traits: Sequence[str] = TRAITS) -> dict[str, Any]:
@@ -374,13 +388,8 @@ def score_report(y_true: Any, y_pred: Any, video_ids: Sequence[Any], y_train: An
     ``gain``: the model's mean accuracy minus the baseline's, paired on the same resamples;
     ``share_a_better``: the share of resamples where the model scores higher.
     """
-    _check_level(level)
-    t, p = _pair(y_true, y_pred)
-    if len(traits) != t.shape[1]:
-        raise ValueError(f"{len(traits)} trait names for {t.shape[1]} columns")
-    codes, n_videos = _video_codes(video_ids, len(t))
-    ref = _reference(y_train, means, t.shape[1])
-    counts = resample_counts(n_videos, resamples, seed)
+    t, (p,), codes, n_videos, ref, counts = _resampling(y_true, (y_pred,), video_ids, traits, y_train, means,
+                                                         resamples, seed, level)
     point, boot = _all_metrics(t, p, codes, n_videos, counts, ref)
     rep: dict[str, Any] = {
         "n_clips": int(len(t)), "n_videos": n_videos, "resamples": int(resamples), "seed": int(seed),
@@ -438,14 +447,8 @@ def compare(y_true: Any, pred_a: Any, pred_b: Any, video_ids: Sequence[Any], *, 
     """
     if metric not in COMPARABLE:
         raise ValueError(f"unknown metric {metric!r}; use one of {', '.join(COMPARABLE)}")
-    _check_level(level)
-    t, a = _pair(y_true, pred_a)
-    _, b = _pair(t, pred_b)
-    if len(traits) != t.shape[1]:
-        raise ValueError(f"{len(traits)} trait names for {t.shape[1]} columns")
-    codes, n_videos = _video_codes(video_ids, len(t))
-    ref = _reference(y_train, means, t.shape[1])
-    counts = resample_counts(n_videos, resamples, seed)
+    t, (a, b), codes, n_videos, ref, counts = _resampling(y_true, (pred_a, pred_b), video_ids, traits, y_train,
+                                                           means, resamples, seed, level)
     pa, ba = _all_metrics(t, a, codes, n_videos, counts, ref)
     pb, bb = _all_metrics(t, b, codes, n_videos, counts, ref)
     low = metric in LOWER_IS_BETTER
@@ -579,13 +582,14 @@ def reliability_bins(y_true: Any, y_pred: Any, bins: int = 5) -> tuple[np.ndarra
 # ----------------------------------------------------------------------------- text
 
 
-def interval_text(cell: dict[str, float | None], digits: int = 3) -> str:
-    """``0.912 [0.905, 0.919]``; ``n/a`` when undefined."""
+def interval_text(cell: Mapping[str, float | None], digits: int = 3, *, signed: bool = False) -> str:
+    """``0.912 [0.905, 0.919]`` (``signed``: ``+0.012 [-0.005, +0.019]``); ``n/a`` when undefined."""
     if cell.get("estimate") is None:
         return "n/a"
+    f = f"{'+' if signed else ''}.{digits}f"
     if cell.get("low") is None:
-        return f"{cell['estimate']:.{digits}f}"
-    return f"{cell['estimate']:.{digits}f} [{cell['low']:.{digits}f}, {cell['high']:.{digits}f}]"
+        return f"{cell['estimate']:{f}}"
+    return f"{cell['estimate']:{f}} [{cell['low']:{f}}, {cell['high']:{f}}]"
 
 
 #: Columns of ``format_score_report``: (metric, heading).

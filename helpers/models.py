@@ -213,9 +213,9 @@ def build_light_model(length: int = 32, size: int = 48, *, widths: tuple[int, ..
 
     The LSTM, its 64 units and MSE as the loss (the reported metric stays MAE, 1 - MAE
     being the challenge score) were chosen on the validation split: on the demo data, by
-    video, seeds 0-2, median validation MAE 0.0371 against 0.0486 for a GRU of 64 units,
-    0.0439 with MAE as the loss, 0.0406 with 32 units (``benchmarks/bench_recurrent.py``;
-    notebook 05 shows the whole table).
+    video, seeds 0-2, median validation MAE 0.0362 against 0.0482 for a GRU of 64 units,
+    0.0448 with MAE as the loss, 0.0367 with 32 units, too close to call
+    (``benchmarks/bench_recurrent.py``; notebook 05 shows the whole table).
     """
     faces, mask = model_inputs(length, size)
     x = ClipFlip(name="flip")(faces) if augment else faces

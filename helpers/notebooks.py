@@ -37,6 +37,7 @@ class OutputCheckError(ValueError):
 OUTPUT_PROBLEMS = {
     "absl/TensorFlow log line": re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d|^\d{4}-\d\d-\d\d [\d:.]+: [IWEF] \S+\.cc:\d+\]"),
     "absl start-up warning": re.compile(r"absl::"),
+    "TensorFlow retracing warning": re.compile(r"triggered tf\.function retracing"),
     "CUDA probe": re.compile(r"cudart_stub|cuInit"),
     "tqdm without ipywidgets": re.compile(r"TqdmWarning"),
     "FFmpeg message": re.compile(r"moov atom|\[mov,mp4"),

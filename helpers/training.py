@@ -165,9 +165,23 @@ def check_complete(cache_dir: Path, manifest: dict[str, Any]) -> None:
         "(allow_incomplete=True)")
 
 
+#: ``predict`` feeds the model chunks of this many clips, the last one filled up with copies of
+#: its final clip: one input shape, so Keras traces its predict step once per model (every new
+#: shape traces again, and TensorFlow prints a warning when that repeats).
+PREDICT_CHUNK = 8
+
+
 def predict(model, faces: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """The model's float64 ``[clips, 5]`` on one numpy batch of model input."""
-    return np.asarray(model.predict_on_batch({"faces": faces, "mask": mask}), dtype=np.float64)
+    """The model's float64 ``[clips, 5]`` on numpy model input of any number of clips."""
+    out = []
+    for start in range(0, len(faces), PREDICT_CHUNK):
+        f, m = faces[start:start + PREDICT_CHUNK], mask[start:start + PREDICT_CHUNK]
+        n = len(f)
+        if n < PREDICT_CHUNK:  # inference: each clip's output depends on that clip only
+            f = np.concatenate([f, np.repeat(f[-1:], PREDICT_CHUNK - n, axis=0)])
+            m = np.concatenate([m, np.repeat(m[-1:], PREDICT_CHUNK - n, axis=0)])
+        out.append(np.asarray(model.predict_on_batch({"faces": f, "mask": m}), dtype=np.float64)[:n])
+    return np.concatenate(out) if out else np.zeros((0, len(TRAITS)))
 
 
 Transform = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]

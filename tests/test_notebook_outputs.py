@@ -38,6 +38,7 @@ def _stream(text, name="stderr"):
     "/usr/lib/python3/site-packages/tqdm/auto.py:21: TqdmWarning: IProgress not found.",
     "[mov,mp4,m4a,3gp,3g2,mj2 @ 0x56198bca1d80] moov atom not found",
     "Kernel is running over TCP without encryption.",
+    "WARNING:tensorflow:5 out of the last 16 calls to <function f at 0x7f> triggered tf.function retracing.",
     "demo data in /home/reader/series/data/demo",
     "source: /tmp/tmpab12/demo",
     "2024-05-01 12:00:00.123456: I tensorflow/core/util/port.cc:113] oneDNN custom operations are on.",

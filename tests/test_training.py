@@ -558,8 +558,39 @@ def test_cli_prints_intervals_and_compares_two_runs(shared, tmp_path, capsys):
     assert rep["n_only_a"] == rep["n_only_b"] == 0 and rep["metric"] == "mae"
     mean = rep["mean"]
     assert mean["low"] <= mean["difference"] <= mean["high"]
+    assert main(["compare", str(out), str(other), "--cache", str(cache)]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"runs: {out.name} = ") and f"{out.name} - other" in text  # folder names head the columns
+    mean_row = next(line for line in text.splitlines() if line.startswith("mean "))
+    assert f"{mean['difference']:+.4f}" in mean_row
     assert main(["compare", str(out), str(out), "--cache", str(cache)]) == 0
-    same = capsys.readouterr().out
-    assert "0.0000" in same or "+0.0000" in same
+    same = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("mean "))
+    assert "+0.0000  [+0.0000, +0.0000]" in same or "-0.0000  [-0.0000, -0.0000]" in same
     self_rep = Tr.paired_comparison(out, out, cache)
     assert self_rep["mean"]["difference"] == 0 and self_rep["mean"]["low"] == self_rep["mean"]["high"] == 0
+
+
+class _CountingModel:
+    """Stands in for a Keras model: records each batch's size, answers a function of each clip."""
+
+    def __init__(self):
+        self.sizes = []
+
+    def predict_on_batch(self, inputs):
+        self.sizes.append(len(inputs["faces"]))
+        faces, mask = inputs["faces"], inputs["mask"]
+        per_clip = faces.reshape(len(faces), -1).mean(axis=1) + mask.sum(axis=1)
+        return np.repeat(per_clip[:, None], len(TRAITS), axis=1)
+
+
+@pytest.mark.parametrize("clips", [0, 1, Tr.PREDICT_CHUNK, Tr.PREDICT_CHUNK + 3, 3 * Tr.PREDICT_CHUNK])
+def test_predict_feeds_one_batch_shape_and_keeps_each_clips_answer(clips):
+    rng = np.random.default_rng(clips)
+    faces = rng.uniform(size=(clips, 4, 6, 6, 1)).astype("float32")
+    mask = rng.uniform(size=(clips, 4)) < 0.7
+    model = _CountingModel()
+    out = Tr.predict(model, faces, mask)
+    assert out.shape == (clips, len(TRAITS)) and out.dtype == np.float64
+    assert set(model.sizes) <= {Tr.PREDICT_CHUNK}  # one shape: Keras traces its predict step once
+    expected = faces.reshape(clips, 4 * 6 * 6).mean(axis=1) + mask.sum(axis=1)
+    np.testing.assert_allclose(out[:, 0], expected, rtol=1e-6)
