@@ -39,6 +39,9 @@ def demo_summary_text(summary: dict[str, Any]) -> str:
     if summary.get("face_detection_rate") is not None:
         lines.append(f"face check: found in {100 * summary['face_detection_rate']:.1f} % of "
                      f"{summary['frames_checked']} decoded frames")
+    if summary.get("person_groups"):
+        counts = ", ".join(f"{g} {n}" for g, n in summary["person_groups"].items())
+        lines.append(f"person groups (videos): {counts}; group file {_shown(summary['group_file'])}")
     lines.append(f"next: python -m helpers prepare {_shown(summary['out_dir'])} --out data/cache")
     return "\n".join(lines)
 
@@ -46,7 +49,7 @@ def demo_summary_text(summary: dict[str, Any]) -> str:
 def _cmd_demo_data(args: argparse.Namespace) -> int:
     from helpers.demo import make_demo_dataset
 
-    summary = make_demo_dataset(Path(args.dir), n_clips=args.clips, seed=args.seed)
+    summary = make_demo_dataset(Path(args.dir), n_clips=args.clips, seed=args.seed, groups=args.groups)
     print(json.dumps(summary, indent=2) if args.json else demo_summary_text(summary))
     return 0
 
@@ -234,7 +237,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     ``command``: the command about to run; ``train``'s options (which import TensorFlow)
     are added only for ``train`` or when None (the whole parser).
     """
-    from helpers.demo import make_demo_dataset
+    from helpers.demo import GROUP_B_SHARE, GROUPS_FILE, make_demo_dataset
     from helpers.faces import DEFAULT_DETECTOR, DETECTORS
     from helpers.prepare import prepare
     from helpers.notebooks import execute_series
@@ -249,6 +252,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     clips, seed = _default(make_demo_dataset, "n_clips"), _default(make_demo_dataset, "seed")
     p.add_argument("--clips", type=int, default=clips, help=f"number of clips (default {clips})")
     p.add_argument("--seed", type=int, default=seed, help=f"random seed (default {seed})")
+    p.add_argument("--groups", action="store_true",
+                   help=f"give each person a group: B (about {100 * GROUP_B_SHARE:.0f} %% of people) wears a fringe and "
+                        f"its raters' labels are shifted (notebook 08's audit); writes {GROUPS_FILE}")
     p.add_argument("--json", action="store_true", help="print the full summary as JSON")
     p.set_defaults(func=_cmd_demo_data)
 

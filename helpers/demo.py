@@ -77,6 +77,18 @@ frames, face position, a slow drift, clip length (30 fps; about 1 clip in 10 has
 frames, the rest 40-150) and, in 5 % of clips, a stretch of 25-50 % of the clip where
 the person has left the frame (background only; drawn over the sorted clip names).
 
+Person groups (``make_demo_dataset(..., groups=True)``, ``demo-data --groups``; for an audit by
+group): each person (video id) is in group A or B, drawn from its own stream, never from the
+labels or splits; B holds ``GROUP_B_SHARE`` (22 %) of the people. B stands in for a perceived
+attribute (gender, ethnicity, age group) that raters see: it is rendered as a dark fringe, the top
+of the head down to ``FRINGE_DEPTH`` (0.15) face heights below the face box's top darkened by
+``FRINGE_OPACITY`` (0.6), which shows in the 48x48 crops and leaves the eyes and the detector
+alone (tests/test_demo.py). The planted rater bias: B's labels are its true labels (those of the
+same seed without groups, recorded as ``true_labels`` in ``demo_factors.json``) plus
+``RATER_BIAS`` (-0.04 on agreeableness and conscientiousness), clipped to [0, 1]. The group
+file ``groups.csv`` (``helpers.audit.read_groups``) lists each video's group. Clips, splits,
+factors and the other labels are those of the same seed without groups.
+
 Everything is deterministic in the seed: the same seed gives the same labels and the
 same decoded frames, whatever the number of worker processes.
 """
@@ -99,6 +111,7 @@ import numpy as np
 
 from helpers import SPLITS, TRAITS
 from helpers import labels as lb
+from helpers.audit import write_groups
 from helpers.dataset import DATASET_FILE, write_dataset_kind
 from helpers.demo_labels import BETWEEN_SD, NOISE_STD, WITHIN_SD, demo_annotations, draw_demo_labels
 from helpers.faces import find_face, load_face_cascade
@@ -126,6 +139,19 @@ ABSENT_SHARE = 0.05
 ABSENT_SECONDS = (2.0, 2.5)
 ABSENT_MARGIN_SECONDS = 0.3
 
+#: The person groups of ``make_demo_dataset(..., groups=True)`` (notebook 08): a stand-in for a
+#: perceived attribute (gender, ethnicity, age group) that raters see and that enters their scores.
+#: Group B, about ``GROUP_B_SHARE`` of the people, wears a dark fringe of hair over the forehead:
+#: the top ``FRINGE_DEPTH`` of the face box darkened by ``FRINGE_OPACITY`` (eyebrows and eyes untouched).
+PERSON_GROUPS = ("A", "B")
+GROUP_B_SHARE = 0.22
+FRINGE_DEPTH = 0.15
+FRINGE_OPACITY = 0.6
+#: The planted rater bias: group B's rated labels are its true labels plus this, per trait.
+RATER_BIAS = {"agreeableness": -0.04, "conscientiousness": -0.04}
+#: The group file ``make_demo_dataset(..., groups=True)`` writes (``helpers.audit.read_groups``).
+GROUPS_FILE = "groups.csv"
+
 #: Group folder prefix of each split, as in the real archives (``training80_01``...).
 GROUP_PREFIX = {"train": "training80", "validation": "validation80", "test": "test80"}
 GROUP_SIZE = 80
@@ -139,7 +165,7 @@ DATASET_KIND = "demo"
 DEMO_VERSION = 4
 
 # Random stream numbers of the nuisance (helpers.demo_labels draws the plan and labels from its own, 10-12).
-_STREAM_ABSENT, _STREAM_CLIP, _STREAM_VIDEO = 0, 2, 3
+_STREAM_ABSENT, _STREAM_CLIP, _STREAM_VIDEO, _STREAM_GROUP = 0, 2, 3, 4
 
 
 @dataclass(frozen=True)
@@ -163,6 +189,8 @@ class ClipPlan:
     center: tuple[float, float]    #: face centre at mid-clip, pixels
     drift: tuple[float, float]     #: face centre moves by this much over the clip, pixels
     absent: tuple[int, int] | None  #: frames [start, stop) without the face, or None
+    person_group: str | None = None  #: ``PERSON_GROUPS`` member when built with groups, else None
+    true_labels: dict[str, float] | None = None  #: with groups: the labels before the rater bias
 
     @property
     def relpath(self) -> str:
@@ -199,13 +227,15 @@ def scores_from_factors(factors: Mapping[str, float]) -> dict[str, float]:
     }
 
 
-def plan_demo_dataset(n_clips: int = 200, seed: int = 0) -> list[ClipPlan]:
+def plan_demo_dataset(n_clips: int = 200, seed: int = 0, groups: bool = False) -> list[ClipPlan]:
     """Decide every clip of the demo dataset (names, splits, labels, factors), drawing nothing.
 
     Deterministic in ``(n_clips, seed)``. Names, videos, official splits and labels come from
     ``helpers.demo_labels.draw_demo_labels``; lengths, sizes, positions and roll phases from
     one random stream per (video, clip number), the face absences from another over the
     sorted clip names: none of them can carry information about the labels or the split.
+    ``groups``: also give each person a group (``with_person_groups``); everything else stays
+    the same, clip for clip.
     """
     clips = draw_demo_labels(n_clips, seed)  # checks n_clips and seed
     plans: list[ClipPlan] = []
@@ -233,7 +263,29 @@ def plan_demo_dataset(n_clips: int = 200, seed: int = 0) -> list[ClipPlan]:
             noise=clip.noise, labels=clip.labels, interview=clip.interview, factors=factors, face_width=width,
             center=center, drift=drift, absent=None,
         ))
-    return _with_absences(plans, seed)
+    plans = _with_absences(plans, seed)
+    return with_person_groups(plans, seed) if groups else plans
+
+
+def with_person_groups(plans: list[ClipPlan], seed: int) -> list[ClipPlan]:
+    """``plans`` with a person group each, the fringe on group B, and the rater bias in B's labels.
+
+    ``round(GROUP_B_SHARE * videos)`` videos, drawn from their own stream (never from the
+    labels or the splits, which are made before), are group B. A clip's ``true_labels`` are its
+    labels as drawn; its ``labels`` (what the annotation files hold) add ``RATER_BIAS`` for
+    group B, clipped to [0, 1]. ``interview`` is left as drawn.
+    """
+    videos = sorted({p.video_index for p in plans})
+    rng = np.random.default_rng([seed, _STREAM_GROUP])
+    in_b = set(rng.choice(videos, size=round(GROUP_B_SHARE * len(videos)), replace=False).tolist())
+    out = []
+    for p in plans:
+        b = p.video_index in in_b
+        shift = RATER_BIAS if b else {}
+        labels = {t: float(np.clip(v + shift.get(t, 0.0), 0.0, 1.0)) for t, v in p.labels.items()}
+        out.append(replace(p, person_group=PERSON_GROUPS[b], true_labels=p.labels, labels=labels,
+                           factors={**p.factors, "fringe_opacity": FRINGE_OPACITY if b else 0.0}))
+    return out
 
 
 def _with_absences(plans: list[ClipPlan], seed: int) -> list[ClipPlan]:
@@ -267,7 +319,7 @@ def _photo_face_mean() -> float:
 
 
 def style_head(patch: np.ndarray, face_box, factors: Mapping[str, float]) -> np.ndarray:
-    """Apply a clip's brightness, contrast, side shadow and blur to a head patch (BGR uint8).
+    """Apply a clip's brightness, contrast, side shadow, blur (and fringe, with groups) to a head patch (BGR uint8).
 
     ``face_box`` (x, y, w, h) is the face inside ``patch``; the blur sigma and the shadow
     are measured in face widths, so the result does not depend on the patch's scale.
@@ -279,6 +331,10 @@ def style_head(patch: np.ndarray, face_box, factors: Mapping[str, float]) -> np.
     x = np.abs((np.arange(patch.shape[1], dtype=np.float32) + 0.5 - (fx + fw / 2)) / (fw / 2))
     shade = 1.0 - factors["side_shadow_opacity"] * np.clip((x - SHADOW_START) / SHADOW_RAMP, 0.0, 1.0)
     img *= shade[None, :, None]
+    fringe = factors.get("fringe_opacity", 0.0)  # only in datasets built with groups
+    if fringe > 0:
+        top = int(round(fy))
+        img[: top + int(round(FRINGE_DEPTH * fh))] *= 1.0 - fringe
     sigma = factors["blur_sigma_face_widths"] * fw
     if sigma > 0.05:
         img = cv2.GaussianBlur(img, (0, 0), sigma)
@@ -417,7 +473,7 @@ def _remove_listed(out_dir: Path, previous: dict) -> None:
         path = (out_dir / clip["path"]).resolve()
         if path.suffix == ".mp4" and root in path.parents:  # never outside out_dir
             path.unlink(missing_ok=True)
-    for name in [*ANNOTATION_FILES.values(), DATASET_FILE]:
+    for name in [*ANNOTATION_FILES.values(), DATASET_FILE, GROUPS_FILE]:
         (out_dir / name).unlink(missing_ok=True)
     for split in SPLITS:
         for folder in sorted((out_dir / split).glob("*/"), reverse=True) + [out_dir / split]:
@@ -463,9 +519,9 @@ def factor_formulas() -> dict[str, str]:
     }
 
 
-def _factors_doc(plans: list[ClipPlan], n_clips: int, seed: int) -> dict:
+def _factors_doc(plans: list[ClipPlan], n_clips: int, seed: int, groups: bool = False) -> dict:
     """The ground truth ``demo_factors.json`` holds: version, seed, formulas, every clip's plan."""
-    return {
+    doc = {
         "about": "Ground truth of the synthetic demo dataset (helpers/demo.py). Training never reads this file; "
                  "benchmarks use it for the noise floor.",
         "version": DEMO_VERSION,
@@ -475,6 +531,15 @@ def _factors_doc(plans: list[ClipPlan], n_clips: int, seed: int) -> dict:
         "formulas": factor_formulas(),
         "clips": [dict(asdict(p), path=p.relpath) for p in plans],
     }
+    if groups:
+        doc["person_groups"] = {
+            "groups": list(PERSON_GROUPS), "group_b_share": GROUP_B_SHARE, "rater_bias": RATER_BIAS,
+            "group_file": GROUPS_FILE,
+            "fringe": f"group B: top of the head to {FRINGE_DEPTH:g} face heights below the face box's top "
+                      f"darkened by {FRINGE_OPACITY:g}",
+            "labels": "group B: clip(true_labels + rater_bias, 0, 1); group A: true_labels",
+        }
+    return doc
 
 
 def _write_clips(jobs: list[tuple[ClipPlan, int, str, int]], workers: int, progress: bool) -> list[dict]:
@@ -535,6 +600,8 @@ def _summary(out_dir: Path, plans: list[ClipPlan], results: list[dict], seed: in
         "test_clips_with_video_in_training": round(report["clips_with_video_in_training"]["test"], 4),
         "test_baselines": {k: round(v, 4) for k, v in report["baselines"].items()},
         "noise_std": NOISE_STD,
+        "person_groups": None if plans[0].person_group is None else {
+            g: len({p.video_id for p in plans if p.person_group == g}) for g in PERSON_GROUPS},
         "workers": workers,
         "seconds": round(time.perf_counter() - start, 2),
         "megabytes": round(size / 1e6, 2),
@@ -548,6 +615,7 @@ def make_demo_dataset(
     progress: bool = True,
     workers: int | None = None,
     check_frames: int = 2,
+    groups: bool = False,
 ) -> dict:
     """Write the demo dataset to ``out_dir`` (created); returns a summary dict (JSON-ready).
 
@@ -559,20 +627,29 @@ def make_demo_dataset(
     dataset in ``out_dir`` is replaced; a folder holding other split folders or annotation
     files is refused. The folder's ``dataset.json`` (``helpers.dataset.DATASET_FILE``),
     written last, says its kind is ``"demo"``.
+
+    ``groups``: give each person a group (``with_person_groups``: group B under-represented,
+    wearing a fringe, its labels shifted by ``RATER_BIAS``), record the true labels and the
+    group of every clip in ``demo_factors.json`` and write the group file ``GROUPS_FILE``
+    (``helpers.audit.read_groups``). The clips, splits and other labels are those of the
+    same seed without groups.
     """
     start = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     _remove_previous(out_dir)
-    plans = plan_demo_dataset(n_clips, seed)
+    plans = plan_demo_dataset(n_clips, seed, groups=groups)
     # The plan is written first, so an interrupted build can be cleaned up by the next one.
-    (out_dir / FACTORS_FILE).write_text(json.dumps(_factors_doc(plans, n_clips, seed), indent=1))
+    (out_dir / FACTORS_FILE).write_text(json.dumps(_factors_doc(plans, n_clips, seed, groups), indent=1))
     workers = _default_workers(n_clips) if workers is None else max(1, int(workers))
     results = _write_clips([(p, seed, str(out_dir), check_frames) for p in plans], workers, progress)
     for split in SPLITS:
         with open(out_dir / ANNOTATION_FILES[split], "wb") as f:
             pickle.dump(_annotations(plans, split), f, protocol=2)
+    if groups:
+        write_groups(out_dir / GROUPS_FILE, {p.video_id: p.person_group for p in plans})
     summary = _summary(out_dir, plans, results, seed, workers, start)
+    summary["group_file"] = str(out_dir / GROUPS_FILE) if groups else None
     write_dataset_kind(out_dir, DATASET_KIND, made_by="helpers.demo", version=DEMO_VERSION)
     return summary
 

@@ -40,27 +40,34 @@ def data_dir() -> Path:
     return repository.root() / "data"
 
 
-def ensure_demo_data(root: Path | None = None) -> Path:
-    """The demo dataset folder, built (about a minute) when it is not there yet."""
+def _suffix(groups: bool) -> str:
+    """Folder name suffix of the demo built with person groups (notebook 08), beside the plain one."""
+    return "_groups" if groups else ""
+
+
+def ensure_demo_data(root: Path | None = None, groups: bool = False) -> Path:
+    """The demo dataset folder (``data/demo``; with ``groups``, ``data/demo_groups``), built when missing."""
     from helpers.demo import DEMO_VERSION, FACTORS_FILE, load_demo_factors, make_demo_dataset
 
-    folder = (root or data_dir()) / "demo"
-    current = (folder / "annotation_test.pkl").is_file() and (folder / FACTORS_FILE).is_file() \
-        and load_demo_factors(folder).get("version") == DEMO_VERSION
+    folder = (root or data_dir()) / f"demo{_suffix(groups)}"
+    current = (folder / "annotation_test.pkl").is_file() and (folder / FACTORS_FILE).is_file()
+    if current:
+        factors = load_demo_factors(folder)
+        current = factors.get("version") == DEMO_VERSION and ("person_groups" in factors) == groups
     if not current:  # missing, or built by an older version of helpers.demo
-        make_demo_dataset(folder, n_clips=DEMO_CLIPS, seed=DEMO_SEED)
+        make_demo_dataset(folder, n_clips=DEMO_CLIPS, seed=DEMO_SEED, groups=groups)
     return folder
 
 
-def ensure_cache(root: Path | None = None, workers: int | None = None) -> Path:
+def ensure_cache(root: Path | None = None, workers: int | None = None, groups: bool = False) -> Path:
     """The prepared cache of the demo data; ``prepare`` resumes, so this is quick when done before."""
     from helpers.cache import CacheFileError, read_manifest
     from helpers.demo import load_demo_factors
     from helpers.prepare import prepare
 
     root = root or data_dir()
-    source = ensure_demo_data(root)
-    cache = root / "cache"
+    source = ensure_demo_data(root, groups)
+    cache = root / f"cache{_suffix(groups)}"
     try:
         manifest = read_manifest(cache)
         # Complete, and of these demo clips (not of a demo dataset built before).
@@ -74,18 +81,19 @@ def ensure_cache(root: Path | None = None, workers: int | None = None) -> Path:
     return cache
 
 
-def ensure_trained_run(root: Path | None = None, **train_kwargs) -> Path:
+def ensure_trained_run(root: Path | None = None, groups: bool = False, **train_kwargs) -> Path:
     """A run folder with the default model trained on the demo cache, by video (trained when missing).
 
     Trained again when the folder is of an older version or used another split scheme.
+    ``groups``: on the demo with person groups (``runs/light_groups``).
     """
     from helpers.training import RUN_VERSION, train
 
     root = root or data_dir()
-    run = root / "runs" / "light"
+    run = root / "runs" / f"light{_suffix(groups)}"
     train_kwargs.setdefault("split_scheme", SPLIT_SCHEME)
     metrics = run / "metrics.json"
     recorded = json.loads(metrics.read_text(encoding="utf-8")) if metrics.is_file() else {}
     if recorded.get("version") != RUN_VERSION or recorded.get("split_scheme") != train_kwargs["split_scheme"]:
-        train(ensure_cache(root), run, length=LENGTH, **train_kwargs)
+        train(ensure_cache(root, groups=groups), run, length=LENGTH, **train_kwargs)
     return run

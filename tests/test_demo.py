@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 import json
 import pickle
 import re
@@ -402,13 +403,14 @@ def test_place_face_is_one_frame_of_the_sprite():
         assert styled.sum() < frame.sum()  # the style reaches the pixels
 
 
-def test_face_found_at_the_extremes_of_the_factors():
+@pytest.mark.parametrize("fringe", [0.0, demo.FRINGE_OPACITY], ids=["group A", "group B (fringe)"])
+def test_face_found_at_the_extremes_of_the_factors(fringe):
     """Corners of the photometric factors (scores 0.1 / 0.9: rarer than 1 in 1000), both roll extremes, small and large faces."""
     rng = np.random.default_rng(0)
     backgrounds = [gradient_background(240, 320, rng) for _ in range(4)]
     hits = n = 0
     for combo in itertools.product((0.1, 0.9), repeat=4):
-        factors = factors_from_scores(dict(zip(TRAITS, (0.5,) + combo)))
+        factors = {**factors_from_scores(dict(zip(TRAITS, (0.5,) + combo))), "fringe_opacity": fringe}
         for width, angle in ((70, -demo.ROLL_AMPLITUDE), (110, demo.ROLL_AMPLITUDE)):
             sprite = HeadSprite(width, style=lambda patch, face_box: demo.style_head(patch, face_box, factors))
             frame, box = sprite.paste(backgrounds[n % 4], (160 + rng.uniform(-40, 40), 120 + rng.uniform(-12, 12)), angle)
@@ -416,3 +418,114 @@ def test_face_found_at_the_extremes_of_the_factors():
             hits += found is not None and box_iou(found, box) >= 0.3
             n += 1
     assert hits / n >= 0.95, f"face found in {hits}/{n} extreme frames"
+
+
+# ----------------------------------------------------------------------------- person groups (notebook 08)
+
+
+def test_person_groups_keep_every_clip_and_bias_only_group_b_labels():
+    plain, grouped = plan_demo_dataset(200, 0), plan_demo_dataset(200, 0, groups=True)
+    assert [p.name for p in plain] == [p.name for p in grouped]
+    assert [p.split for p in plain] == [p.split for p in grouped]
+    videos = {p.video_id for p in grouped}
+    group_of = {p.video_id: p.person_group for p in grouped}
+    assert all(group_of[p.video_id] == p.person_group for p in grouped)  # one group per person
+    in_b = sum(g == "B" for g in group_of.values())
+    assert in_b == round(demo.GROUP_B_SHARE * len(videos)) and 0 < in_b < len(videos) / 2
+    for before, after in zip(plain, grouped):
+        assert after.true_labels == before.labels and after.scores == before.scores
+        shift = demo.RATER_BIAS if after.person_group == "B" else {}
+        for t in TRAITS:
+            assert after.labels[t] == pytest.approx(np.clip(before.labels[t] + shift.get(t, 0.0), 0, 1))
+        assert after.factors["fringe_opacity"] == (demo.FRINGE_OPACITY if shift else 0.0)
+        assert {k: v for k, v in after.factors.items() if k != "fringe_opacity"} == before.factors
+
+
+def test_groups_do_not_depend_on_labels_or_splits(monkeypatch):
+    """Shifting every label leaves the groups as they were: they come from their own stream."""
+    grouped = {p.video_id: p.person_group for p in plan_demo_dataset(200, 0, groups=True)}
+    original = dl.draw_labels
+
+    def shifted(*args, **kwargs):
+        out = original(*args, **kwargs)
+        return {k: (v * 0.5 if k in ("labels", "scores") else v) for k, v in out.items()}
+
+    monkeypatch.setattr(dl, "draw_labels", shifted)
+    again = {p.video_id: p.person_group for p in plan_demo_dataset(200, 0, groups=True)}
+    assert again == grouped
+
+
+def test_planted_bias_recovered_by_the_audit_of_labels_against_true_scores_on_the_test_split():
+    from helpers.audit import audit_by_group
+
+    test = [p for p in plan_demo_dataset(200, 0, groups=True) if p.split == "test"]
+    rated = np.array([[p.labels[t] for t in TRAITS] for p in test])
+    true = np.array([[p.true_labels[t] for t in TRAITS] for p in test])
+    rep = audit_by_group(true, rated, [p.video_id for p in test], [p.person_group for p in test],
+                         reference="A", against="true scores")
+    assert rep["per_group"]["B"]["n_videos"] >= 3
+    for t in TRAITS:
+        gap = rep["gaps"]["B"][t]["signed_error"]
+        planted = demo.RATER_BIAS.get(t, 0.0)
+        assert gap["low"] <= planted <= gap["high"], (t, gap)
+        assert (gap["high"] < 0) == (planted < 0), (t, gap)  # the biased traits' gaps exclude 0
+
+
+def test_fringe_darkens_only_the_top_of_the_head():
+    from helpers.synthetic import head_patch, load_face_photo
+
+    patch, face_box = head_patch(load_face_photo())
+    factors = factors_from_scores({**dict.fromkeys(TRAITS, 0.5), "conscientiousness": 1.0})  # no blur
+    plain = demo.style_head(patch, face_box, factors).astype(int)
+    fringed = demo.style_head(patch, face_box, {**factors, "fringe_opacity": demo.FRINGE_OPACITY}).astype(int)
+    rows = np.nonzero(np.abs(fringed - plain).max(axis=(1, 2)) > 0)[0]
+    fy, fh = face_box[1], face_box[3]
+    assert fringed.sum() < plain.sum() and rows.max() < fy + demo.FRINGE_DEPTH * fh + 1  # eyes untouched
+    # and it shows in the 48x48 crop of a rendered clip
+    plan = next(p for p in plan_demo_dataset(40, 3, groups=True) if p.person_group == "B" and p.absent is None)
+    twin = replace(plan, factors={**plan.factors, "fringe_opacity": 0.0})
+    (b, box), (a, _) = next(render_clip(plan, 3)), next(render_clip(twin, 3))
+    assert np.abs(_crop(b, box) - _crop(a, box)).max() > 20
+
+
+def test_dataset_with_groups_writes_the_group_file_and_a_rebuild_without_removes_it(tmp_path, capsys):
+    from helpers.__main__ import main
+    from helpers.audit import read_groups
+
+    folder = tmp_path / "demo"
+    summary = make_demo_dataset(folder, n_clips=12, seed=2, progress=False, workers=1, check_frames=0, groups=True)
+    factors = json.loads((folder / FACTORS_FILE).read_text())
+    assert read_groups(folder / demo.GROUPS_FILE) == {c["video_id"]: c["person_group"] for c in factors["clips"]}
+    assert factors["person_groups"]["rater_bias"] == demo.RATER_BIAS
+    assert summary["person_groups"] == {g: sum(v == g for v in read_groups(folder / demo.GROUPS_FILE).values())
+                                        for g in demo.PERSON_GROUPS}
+    ann = load_annotation(folder / ANNOTATION_FILES["train"])
+    for c in (c for c in factors["clips"] if c["split"] == "train"):
+        assert ann["agreeableness"][c["name"]] == pytest.approx(c["labels"]["agreeableness"])
+    make_demo_dataset(folder, n_clips=12, seed=2, progress=False, workers=1, check_frames=0)
+    assert not (folder / demo.GROUPS_FILE).exists()
+    assert "person_groups" not in json.loads((folder / FACTORS_FILE).read_text())
+    assert main(["demo-data", str(tmp_path / "cli"), "--clips", "12", "--groups"]) == 0
+    assert "person groups (videos): A " in capsys.readouterr().out
+
+
+def test_module_docstring_states_the_group_constants():
+    doc = " ".join(demo.__doc__.split())
+    for text in (f"{100 * demo.GROUP_B_SHARE:.0f} %", f"({demo.FRINGE_DEPTH:g})", f"({demo.FRINGE_OPACITY:g})",
+                 f"{demo.GROUPS_FILE}"):
+        assert text in doc, text
+    for trait, shift in demo.RATER_BIAS.items():
+        assert f"{shift:g}" in doc and trait in doc
+
+
+def test_series_keeps_the_demo_with_groups_beside_the_plain_one(tmp_path, monkeypatch):
+    from helpers import series
+
+    monkeypatch.setattr(series, "DEMO_CLIPS", 12)
+    grouped = series.ensure_demo_data(tmp_path, groups=True)
+    plain = series.ensure_demo_data(tmp_path)
+    assert grouped.name == "demo_groups" and plain.name == "demo"
+    assert (grouped / demo.GROUPS_FILE).is_file() and not (plain / demo.GROUPS_FILE).exists()
+    stamp = (grouped / FACTORS_FILE).stat().st_mtime_ns
+    assert series.ensure_demo_data(tmp_path, groups=True) == grouped  # reused, not rebuilt
+    assert (grouped / FACTORS_FILE).stat().st_mtime_ns == stamp
