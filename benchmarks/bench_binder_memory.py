@@ -10,7 +10,7 @@ each kernel's process tree (the kernel and its children, e.g. ``prepare``'s work
 a second. Prints per notebook its kernel's PSS when it finished and its peak; the largest
 sum of two consecutive kernels at any one moment; the largest all-open total. Targets
 (issue "Binder's 2 GB"): every kernel <= 1.0 GB, two consecutive <= 1.6 GB. ``--cold``
-deletes ``data/demo``, ``data/cache`` and ``data/runs`` first, as on a fresh Binder.
+deletes what the series builds in ``data/`` first, as on a fresh Binder.
 Linux only (``/proc``).
 """
 
@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from anywhere without installing
 
 from helpers.notebooks import ipc_kernel_manager, notebook_paths  # noqa: E402
-from helpers.series import data_dir  # noqa: E402
+from helpers.series import BUILT_FOLDERS, data_dir  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmark module
 from bench_prepare import process_tree  # noqa: E402
@@ -93,7 +93,7 @@ class Sampler(threading.Thread):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cold", action="store_true", help="delete data/demo, data/cache and data/runs first")
+    parser.add_argument("--cold", action="store_true", help="delete the demo data, caches and runs in data/ first")
     parser.add_argument("--interval", type=float, default=0.5, help="seconds between samples (default 0.5)")
     parser.add_argument("--timeout", type=int, default=1200, help="seconds allowed per cell")
     args = parser.parse_args(argv)
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     from nbclient import NotebookClient
 
     if args.cold:
-        for name in ("demo", "cache", "runs"):
+        for name in BUILT_FOLDERS:
             shutil.rmtree(data_dir() / name, ignore_errors=True)
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     sampler = Sampler(args.interval)

@@ -81,15 +81,9 @@ def prepare_summary_text(summary: dict[str, Any]) -> str:
 def _cmd_prepare(args: argparse.Namespace) -> int:
     from helpers.prepare import prepare
 
-    summary = prepare(
-        Path(args.source),
-        Path(args.out),
-        num_frames=args.num_frames,
-        size=args.size,
-        workers=args.workers,
-        labels=[Path(p) for p in args.labels] if args.labels else None,
-        detector=args.detector,
-    )
+    labels = [Path(p) for p in args.labels] if args.labels else None
+    summary = prepare(Path(args.source), Path(args.out), num_frames=args.num_frames, size=args.size,
+                      workers=args.workers, labels=labels, detector=args.detector)
     print(json.dumps(summary, indent=2) if args.json else prepare_summary_text(summary))
     return 0
 

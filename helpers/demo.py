@@ -577,6 +577,13 @@ def _split_counts(plans: list[ClipPlan]) -> dict[str, dict[str, int]]:
     }
 
 
+def _videos_per_group(plans: list[ClipPlan]) -> dict[str, int] | None:
+    """Videos (people) in each person group; None for a demo built without groups."""
+    if plans[0].person_group is None:
+        return None
+    return {g: len({p.video_id for p in plans if p.person_group == g}) for g in PERSON_GROUPS}
+
+
 def _summary(out_dir: Path, plans: list[ClipPlan], results: list[dict], seed: int, workers: int,
              start: float) -> dict:
     """What ``make_demo_dataset`` returns: counts, the face check, label figures, time and size."""
@@ -600,8 +607,7 @@ def _summary(out_dir: Path, plans: list[ClipPlan], results: list[dict], seed: in
         "test_clips_with_video_in_training": round(report["clips_with_video_in_training"]["test"], 4),
         "test_baselines": {k: round(v, 4) for k, v in report["baselines"].items()},
         "noise_std": NOISE_STD,
-        "person_groups": None if plans[0].person_group is None else {
-            g: len({p.video_id for p in plans if p.person_group == g}) for g in PERSON_GROUPS},
+        "person_groups": _videos_per_group(plans),
         "workers": workers,
         "seconds": round(time.perf_counter() - start, 2),
         "megabytes": round(size / 1e6, 2),

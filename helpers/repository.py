@@ -44,6 +44,11 @@ CLOSING_NOTE = (
     "alone holds about half a gigabyte), and on Binder every open kernel shares one 2 GB allowance: past it, Binder "
     "restarts them. Nothing is lost: what the next notebook needs from this one is saved in `data/`."
 )
+#: The last cell of the series' last notebook: there is no next one to open.
+LAST_CLOSING_NOTE = (
+    f"{_CLOSING_MARK} (JupyterLab and Binder: *Kernel > Shut Down Kernel*). A kernel keeps all that its "
+    "notebook loaded until it is shut down, and on Binder every open kernel shares one 2 GB allowance."
+)
 _SETUP_MARK = "# Setup"
 
 
@@ -126,8 +131,16 @@ def _is_title_cell(cell: dict) -> bool:
     return cell.get("cell_type") == "markdown" and "".join(cell.get("source", "")).startswith("# ")
 
 
-def rewrite_notebook(nb: dict, notebook: str, repository: str, branch: str) -> dict:
-    """Set a notebook's generated parts: badge (in the title cell), setup cell, closing note (last cell)."""
+def closing_note(last: bool = False) -> str:
+    """The closing note of a notebook; ``last``: of the series' last notebook."""
+    return LAST_CLOSING_NOTE if last else CLOSING_NOTE
+
+
+def rewrite_notebook(nb: dict, notebook: str, repository: str, branch: str, last: bool = False) -> dict:
+    """Set a notebook's generated parts: badge (in the title cell), setup cell, closing note (last cell).
+
+    ``last``: the series' last notebook, whose closing note has no next notebook to open.
+    """
     badge = notebook_badge(notebook, repository, branch)
     cells = nb["cells"]
     title = next((c for c in cells if _is_title_cell(c)), None)
@@ -145,12 +158,12 @@ def rewrite_notebook(nb: dict, notebook: str, repository: str, branch: str) -> d
     closing = [c for c in cells if _is_closing_cell(c)]
     cells[:] = [c for c in cells if not _is_closing_cell(c)]
     if closing:
-        closing[-1]["source"] = CLOSING_NOTE
+        closing[-1]["source"] = closing_note(last)
         cells.append(closing[-1])  # keeps its id: a second run changes nothing
     else:
         import nbformat
 
-        cells.append(nbformat.v4.new_markdown_cell(CLOSING_NOTE))
+        cells.append(nbformat.v4.new_markdown_cell(closing_note(last)))
     return nb
 
 
@@ -166,9 +179,13 @@ def rewrite_text(text: str, repository: str, branch: str) -> str:
 
 
 def linked_files(base: Path | None = None) -> list[Path]:
-    """Files whose links come from the setting: the README and the numbered notebooks."""
+    """Files whose links come from the setting: the README and the numbered notebooks (in order)."""
     base = base or root()
     return [base / "README.md", *sorted((base / "notebooks").glob("[0-9][0-9]_*.ipynb"))]
+
+
+def _is_last_notebook(path: Path, files: list[Path]) -> bool:
+    return path.suffix == ".ipynb" and path == files[-1]
 
 
 def set_repository(repository: str, branch: str = "main", base: Path | None = None) -> list[Path]:
@@ -180,14 +197,16 @@ def set_repository(repository: str, branch: str = "main", base: Path | None = No
     text = setting.read_text(encoding="utf-8")
     new = re.sub(r'^REPOSITORY = ".*"$', f'REPOSITORY = "{repository}"', text, count=1, flags=re.M)
     new = re.sub(r'^BRANCH = ".*"$', f'BRANCH = "{branch}"', new, count=1, flags=re.M)
-    for path in linked_files(base):
+    files = linked_files(base)
+    for path in files:
         if not path.is_file():
             continue
         old = path.read_text(encoding="utf-8")
         if path.suffix == ".ipynb":
             import nbformat
 
-            nb = rewrite_notebook(nbformat.reads(old, as_version=4), path.name, repository, branch)
+            nb = rewrite_notebook(nbformat.reads(old, as_version=4), path.name, repository, branch,
+                                  last=_is_last_notebook(path, files))
             out = rewrite_text(nbformat.writes(nb) + "\n", repository, branch)
         else:
             out = rewrite_text(old, repository, branch)
@@ -200,14 +219,14 @@ def set_repository(repository: str, branch: str = "main", base: Path | None = No
     return changed
 
 
-def _notebook_problems(rel: str, cells: list[dict], repository: str, branch: str) -> list[str]:
+def _notebook_problems(rel: str, cells: list[dict], repository: str, branch: str, last: bool) -> list[str]:
     """A notebook's generated parts that disagree with the setting: its setup cell and closing note."""
     problems = []
     setups = [c for c in cells if _is_setup_cell(c)]
     if len(setups) != 1 or "".join(setups[0]["source"]) != setup_cell(repository, branch):
         problems.append(f"{rel}: {len(setups)} setup cells, expected one equal to repository.setup_cell()")
-    if not cells or not _is_closing_cell(cells[-1]) or "".join(cells[-1]["source"]) != CLOSING_NOTE:
-        problems.append(f"{rel}: last cell is not repository.CLOSING_NOTE")
+    if not cells or not _is_closing_cell(cells[-1]) or "".join(cells[-1]["source"]) != closing_note(last):
+        problems.append(f"{rel}: last cell is not repository.{'LAST_' if last else ''}CLOSING_NOTE")
     return problems
 
 
@@ -215,13 +234,14 @@ def link_mismatches(base: Path | None = None, repository: str = REPOSITORY, bran
     """Every link, badge or setup cell that disagrees with the setting, as ``file: what`` lines."""
     base = base or root()
     problems = []
-    for path in linked_files(base):
+    files = linked_files(base)
+    for path in files:
         rel = path.relative_to(base).as_posix()
         text = path.read_text(encoding="utf-8")
         if path.suffix == ".ipynb":
             cells = json.loads(text)["cells"]
             text = "\n".join("".join(c["source"]) for c in cells)
-            problems += _notebook_problems(rel, cells, repository, branch)
+            problems += _notebook_problems(rel, cells, repository, branch, _is_last_notebook(path, files))
             wanted = [notebook_badge(path.name, repository, branch)]
         else:
             wanted = readme_badges(repository, branch)

@@ -522,6 +522,7 @@ def test_series_keeps_the_demo_with_groups_beside_the_plain_one(tmp_path, monkey
     from helpers import series
 
     monkeypatch.setattr(series, "DEMO_CLIPS", 12)
+    monkeypatch.setattr(series, "GROUPS_DEMO_CLIPS", 14)
     grouped = series.ensure_demo_data(tmp_path, groups=True)
     plain = series.ensure_demo_data(tmp_path)
     assert grouped.name == "demo_groups" and plain.name == "demo"
@@ -529,3 +530,24 @@ def test_series_keeps_the_demo_with_groups_beside_the_plain_one(tmp_path, monkey
     stamp = (grouped / FACTORS_FILE).stat().st_mtime_ns
     assert series.ensure_demo_data(tmp_path, groups=True) == grouped  # reused, not rebuilt
     assert (grouped / FACTORS_FILE).stat().st_mtime_ns == stamp
+
+
+def test_series_trains_the_groups_run_for_its_epochs_and_again_when_they_change(tmp_path, monkeypatch):
+    from helpers import series, training
+
+    epochs_trained = []
+
+    def fake_train(cache, run, **options):
+        epochs_trained.append(options["epochs"])
+        run.mkdir(parents=True, exist_ok=True)
+        (run / "metrics.json").write_text(json.dumps({
+            "version": training.RUN_VERSION, "split_scheme": options["split_scheme"], "epochs": options["epochs"]}))
+
+    monkeypatch.setattr(training, "train", fake_train)
+    monkeypatch.setattr(series, "ensure_cache", lambda root, groups=False: root / "cache")
+    assert series.ensure_trained_run(tmp_path, groups=True).name == "light_groups"
+    series.ensure_trained_run(tmp_path, groups=True)  # reused
+    assert epochs_trained == [series.GROUPS_EPOCHS]
+    series.ensure_trained_run(tmp_path, groups=True, epochs=3)
+    series.ensure_trained_run(tmp_path)
+    assert epochs_trained == [series.GROUPS_EPOCHS, 3, training.DEFAULT_EPOCHS]

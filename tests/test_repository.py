@@ -54,6 +54,23 @@ def test_an_edited_setup_cell_is_caught(copy: Path):
                                        "repository.setup_cell()"]
 
 
+def test_the_last_notebook_closes_without_a_next_one(copy: Path):
+    import nbformat
+
+    notebooks = R.linked_files(copy)[1:]
+    assert nbformat.read(notebooks[-1], as_version=4).cells[-1].source == R.LAST_CLOSING_NOTE
+    assert all(nbformat.read(p, as_version=4).cells[-1].source == R.CLOSING_NOTE for p in notebooks[:-1])
+    # A notebook added after it becomes the last; the one before now has a next notebook.
+    nb = nbformat.read(notebooks[-1], as_version=4)
+    nbformat.write(nb, copy / "notebooks" / "99_more.ipynb")
+    problems = R.link_mismatches(copy)
+    assert f"{notebooks[-1].relative_to(copy).as_posix()}: last cell is not repository.CLOSING_NOTE" in problems
+    assert "notebooks/99_more.ipynb: last cell is not repository.LAST_CLOSING_NOTE" not in problems
+    R.set_repository(R.REPOSITORY, R.BRANCH, base=copy)
+    assert nbformat.read(notebooks[-1], as_version=4).cells[-1].source == R.CLOSING_NOTE
+    assert not any("last cell" in p for p in R.link_mismatches(copy))
+
+
 def test_a_new_notebook_without_badge_gets_one(copy: Path):
     import nbformat
 
