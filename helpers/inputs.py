@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -280,6 +281,10 @@ def dataset_from_source(source: ClipSource, batch_size: int = 8, prefetch: int =
         {"faces": tf.TensorSpec((t, s, s, 1), tf.float32), "mask": tf.TensorSpec((t,), tf.bool)},
         tf.TensorSpec((len(TRAITS),), tf.float32),
     )
+    # Clips are streamed and damaged files skipped as met, so the dataset's length is unknown and
+    # Keras warns after a first epoch (in train or a notebook's fit) that the input "ran out of
+    # data": expected, so not shown.
+    warnings.filterwarnings("ignore", message=".*ran out of data.*")
     ds = tf.data.Dataset.from_generator(source, output_signature=signature)
     return ds.batch(batch_size).prefetch(prefetch)
 

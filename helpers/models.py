@@ -215,7 +215,8 @@ def build_light_model(length: int = 32, size: int = 48, *, widths: tuple[int, ..
     being the challenge score) were chosen on the validation split: on the demo data, by
     video, seeds 0-2, median validation MAE 0.0362 against 0.0482 for a GRU of 64 units,
     0.0448 with MAE as the loss, 0.0367 with 32 units, too close to call
-    (``benchmarks/bench_recurrent.py``; notebook 05 shows the whole table).
+    (``benchmarks/bench_recurrent.py``). Notebook 05 writes this model out layer by layer;
+    ``tests/test_training.py`` holds the two equal.
     """
     faces, mask = model_inputs(length, size)
     x = ClipFlip(name="flip")(faces) if augment else faces

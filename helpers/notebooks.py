@@ -142,6 +142,18 @@ def ipc_kernel_manager(kernel_name: str = "python3"):
     return KernelManager(kernel_name=kernel_name, transport="ipc", ip=str(runtime / f"kernel-{uuid.uuid4().hex[:12]}-ipc"))
 
 
+def set_kernel_metadata(nb: dict, display_name: str, language_info: dict) -> dict:
+    """Write the kernel's metadata as JupyterLab does when it starts the kernel.
+
+    JupyterLab writes the kernel spec and the kernel's ``language_info`` into a notebook it
+    opens; where they already agree, opening and saving leaves the file as it was.
+    """
+    nb["metadata"]["kernelspec"] = {"display_name": display_name, "language": language_info["name"],
+                                    "name": "python3"}
+    nb["metadata"]["language_info"] = dict(language_info)
+    return nb
+
+
 def execute_notebook(path: Path, timeout: int = 900) -> NotebookRun:
     """Run every cell of ``path`` in a fresh kernel and save the outputs in place.
 
@@ -153,15 +165,21 @@ def execute_notebook(path: Path, timeout: int = 900) -> NotebookRun:
 
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:  # timings an earlier run recorded
+        cell.metadata.pop("execution", None)
     # IPC sockets: the kernel talks to us through local files, not TCP, so it has no reason to
     # warn about unencrypted TCP; debugpy's frozen-modules note is not for readers either.
     km = ipc_kernel_manager()
-    client = NotebookClient(nb, km=km, timeout=timeout, kernel_name="python3",
+    # No per-cell timing metadata: JupyterLab does not record it by default, so a reader's save
+    # would remove it, and every re-execution would change it.
+    client = NotebookClient(nb, km=km, timeout=timeout, kernel_name="python3", record_timing=False,
                             resources={"metadata": {"path": str(path.parent)}})
     start = time.perf_counter()
     peak = None
     try:
         with client.setup_kernel():
+            info = client.wait_for_reply(client.kc.kernel_info())
+            set_kernel_metadata(nb, km.kernel_spec.display_name, info["content"]["language_info"])
             for index, cell in enumerate(nb.cells):
                 client.execute_cell(cell, index)
             client.set_widgets_metadata()  # final state of progress bars, for finalise_widgets

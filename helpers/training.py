@@ -39,7 +39,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -302,6 +301,54 @@ def run_assignment(run_dir: Path) -> dict[str, str]:
     return read_run(run_dir).assignment
 
 
+@dataclasses.dataclass(frozen=True)
+class TrainingData:
+    """What a training reads from the cache before it builds a model: the three splits as
+    clip sources, and what the run folder will record about them."""
+
+    cache_dir: Path
+    settings: RunSettings       #: the preprocessing every later use of the model repeats
+    split_scheme: str
+    split_seed: int
+    assignment: dict[str, str]  #: clip name -> split
+    dataset: str | None         #: the cache's dataset kind (recorded by prepare)
+    train: ClipSource           #: shuffled once per epoch with the training seed
+    validation: ClipSource
+    test: ClipSource
+
+
+def training_data(cache_dir: Path, length: int = 32, *, seed: int = 0, padding: Strategy = DEFAULT_PADDING,
+                  split_scheme: str = "by-video", split_seed: int = 0,
+                  allow_incomplete: bool = False) -> TrainingData:
+    """The splits of ``cache_dir`` under ``split_scheme`` as clip sources of ``length`` frames.
+
+    Refuses an incomplete cache unless ``allow_incomplete``. ``seed`` shuffles the training
+    clips (the same seed as the model's, in ``train``).
+    """
+    cache_dir = Path(cache_dir)
+    manifest = read_manifest(cache_dir)
+    if not allow_incomplete:
+        check_complete(cache_dir, manifest)
+    assignment = split_assignment(manifest, split_scheme, split_seed, cache_dir=cache_dir)
+    train_src = clip_source(cache_dir, "train", length, shuffle=True, seed=seed, padding=padding, manifest=manifest,
+                            assignment=assignment)
+    others = {split: clip_source(cache_dir, split, length, padding=padding, size=train_src.size, manifest=manifest,
+                                 assignment=assignment) for split in ("validation", "test")}
+    settings = RunSettings(length, train_src.size, int(manifest["settings"]["num_frames"]), padding, TRAITS,
+                           manifest["settings"].get("detector"))
+    return TrainingData(cache_dir, settings, split_scheme, split_seed, assignment, manifest.get("dataset"),
+                        train_src, others["validation"], others["test"])
+
+
+def fit_callbacks(epochs: int, learning_rate: float, patience: int = DEFAULT_PATIENCE) -> list:
+    """The cosine learning-rate schedule and early stopping on validation MAE (best weights kept)."""
+    return [
+        keras.callbacks.LearningRateScheduler(lambda epoch: cosine_learning_rate(epoch, epochs, learning_rate)),
+        # Model choice on the validation split by the challenge's own measure (MAE), whatever the loss.
+        keras.callbacks.EarlyStopping(monitor="val_mae", mode="min", patience=patience, restore_best_weights=True),
+    ]
+
+
 def train(cache_dir: Path, run_dir: Path, model_name: str = "light", length: int = 32,
           epochs: int = DEFAULT_EPOCHS, batch_size: int = DEFAULT_BATCH_SIZE, seed: int = 0,
           distribution: str | None = None, verbose: int = 0, *, learning_rate: float | None = None,
@@ -311,6 +358,8 @@ def train(cache_dir: Path, run_dir: Path, model_name: str = "light", length: int
     """Train ``model_name`` (a name of ``helpers.models.MODELS``) on the train split,
     stop early on validation, score test once.
 
+    What the command line's ``train`` runs; notebook 05 writes the same steps out in cells
+    (``training_data``, ``model.fit`` with ``fit_callbacks``, ``save_run``).
     ``split_scheme`` (``helpers.labels.SPLIT_SCHEMES``; default ``"by-video"``, no video
     on two sides; ``"official"`` measures recognising people, see the module docstring) and
     ``split_seed`` (by-video only; independent of the training ``seed``) say which clips form
@@ -329,75 +378,82 @@ def train(cache_dir: Path, run_dir: Path, model_name: str = "light", length: int
     check_options(model_name=model_name, length=length, epochs=epochs, batch_size=batch_size, patience=patience,
                   learning_rate=learning_rate, padding=padding, split_scheme=split_scheme, split_seed=split_seed,
                   distribution=distribution)
-    cache_dir, run_dir = Path(cache_dir), Path(run_dir)
-    manifest = read_manifest(cache_dir)
-    if not allow_incomplete:
-        check_complete(cache_dir, manifest)
     lr = default_learning_rate(model_name) if learning_rate is None else float(learning_rate)
-    assignment = split_assignment(manifest, split_scheme, split_seed, cache_dir=cache_dir)
-    train_src = clip_source(cache_dir, "train", length, shuffle=True, seed=seed, padding=padding, manifest=manifest,
-                            assignment=assignment)
-    sources = {split: clip_source(cache_dir, split, length, padding=padding, size=train_src.size, manifest=manifest,
-                                  assignment=assignment) for split in ("validation", "test")}
-    settings = RunSettings(length, train_src.size, int(manifest["settings"]["num_frames"]), padding, TRAITS,
-                           manifest["settings"].get("detector"))
+    data = training_data(cache_dir, length, seed=seed, padding=padding, split_scheme=split_scheme,
+                         split_seed=split_seed, allow_incomplete=allow_incomplete)
     with staged_run(run_dir) as staging:  # made now: an unwritable --out is found before training
         keras.utils.set_random_seed(seed)
         with _distribution(distribution).scope():
-            model = build_model(model_name, length, settings.size, learning_rate=lr, **(model_kwargs or {}))
+            model = build_model(model_name, length, data.settings.size, learning_rate=lr, **(model_kwargs or {}))
         start = time.perf_counter()
-        hist = _fit(model, train_src, sources["validation"], epochs, batch_size, lr, patience, verbose)
-        train_seconds = time.perf_counter() - start
-        usable_train = train_src.usable
-        if not usable_train:
-            raise ValueError(f"every training file of {cache_dir} failed to load: {sorted(train_src.skipped)}")
-        val_pred = predict_source(model, sources["validation"], batch_size)
-        test_pred = predict_source(model, sources["test"], batch_size)  # the one look at test
-        val, rep = _report(val_pred, usable_train), _report(test_pred, usable_train)
-        facts = {
-            "model": model_name,
-            "split": "test",
-            **rep,
-            "validation": {k: val[k] for k in ("n", "mean_accuracy", "mean_mae", "baseline_mean_accuracy",
-                                               "baseline_mean_mae", "same_video_baseline_mean_accuracy",
-                                               "mae_ratio", "intervals")},
-            "calibration": _calibration(val_pred, test_pred, rep["train_means"]),
-            "dataset": manifest.get("dataset"),  # recorded by prepare
-            "seed": seed,
-            "batch_size": batch_size,
-            "learning_rate": lr,
-            "epochs": epochs,
-            "epochs_run": len(hist.get("loss", [])),
-            "best_epoch": int(np.argmin(hist["val_mae"])) + 1 if hist.get("val_mae") else len(hist.get("loss", [])),
-            "patience": patience,
-            "distribution": distribution,
-            "params": int(model.count_params()),
-            "train_seconds": round(train_seconds, 2),
-            "n_clips": {"train": len(usable_train), "validation": val["n"], "test": rep["n"]},
-            "skipped_files": {**train_src.skipped, **sources["validation"].skipped, **sources["test"].skipped},
-        }
-        model.save(staging / MODEL_FILE)
-        metrics = write_run(staging, settings, split_scheme, split_seed, assignment, facts, hist)
-    return metrics
+        hist = _fit(model, data, epochs, batch_size, lr, patience, verbose)
+        recorded = {"model": model_name, "seed": seed, "batch_size": batch_size, "learning_rate": lr,
+                    "epochs": epochs, "patience": patience, "distribution": distribution,
+                    "train_seconds": time.perf_counter() - start}
+        return _score_and_write(staging, model, hist, data, recorded)
 
 
-def _fit(model, train_src: ClipSource, val_src: ClipSource, epochs: int, batch_size: int, lr: float,
+def save_run(run_dir: Path, model, history: dict[str, list[float]], data: TrainingData, *, model_name: str,
+             seed: int, batch_size: int, learning_rate: float, epochs: int, patience: int = DEFAULT_PATIENCE,
+             train_seconds: float = 0.0) -> dict[str, Any]:
+    """Score a model trained on ``data`` (validation, then test once) and write its run folder.
+
+    For a training written out by hand (notebook 05); ``train`` ends the same way. The
+    other arguments are recorded in ``metrics.json`` as ``train`` records them. Returns what
+    ``metrics.json`` holds.
+    """
+    with staged_run(run_dir) as staging:
+        recorded = {"model": model_name, "seed": seed, "batch_size": batch_size, "learning_rate": float(learning_rate),
+                    "epochs": epochs, "patience": patience, "distribution": None, "train_seconds": train_seconds}
+        history = {k: [float(v) for v in vals] for k, vals in history.items()}
+        return _score_and_write(staging, model, history, data, recorded)
+
+
+def _score_and_write(staging: Path, model, hist: dict[str, list[float]], data: TrainingData,
+                     recorded: dict[str, Any]) -> dict[str, Any]:
+    """Predict validation and test, build ``metrics.json``'s figures, save model and run files into ``staging``."""
+    usable_train = data.train.usable
+    if not usable_train:
+        raise ValueError(f"every training file of {data.cache_dir} failed to load: {sorted(data.train.skipped)}")
+    batch_size = recorded["batch_size"]
+    val_pred = predict_source(model, data.validation, batch_size)
+    test_pred = predict_source(model, data.test, batch_size)  # the one look at test
+    val, rep = _report(val_pred, usable_train), _report(test_pred, usable_train)
+    facts = {
+        "model": recorded["model"],
+        "split": "test",
+        **rep,
+        "validation": {k: val[k] for k in ("n", "mean_accuracy", "mean_mae", "baseline_mean_accuracy",
+                                           "baseline_mean_mae", "same_video_baseline_mean_accuracy",
+                                           "mae_ratio", "intervals")},
+        "calibration": _calibration(val_pred, test_pred, rep["train_means"]),
+        "dataset": data.dataset,
+        "seed": recorded["seed"],
+        "batch_size": batch_size,
+        "learning_rate": recorded["learning_rate"],
+        "epochs": recorded["epochs"],
+        "epochs_run": len(hist.get("loss", [])),
+        "best_epoch": int(np.argmin(hist["val_mae"])) + 1 if hist.get("val_mae") else len(hist.get("loss", [])),
+        "patience": recorded["patience"],
+        "distribution": recorded["distribution"],
+        "params": int(model.count_params()),
+        "train_seconds": round(recorded["train_seconds"], 2),
+        "n_clips": {"train": len(usable_train), "validation": val["n"], "test": rep["n"]},
+        "skipped_files": {**data.train.skipped, **data.validation.skipped, **data.test.skipped},
+    }
+    model.save(staging / MODEL_FILE)
+    return write_run(staging, data.settings, data.split_scheme, data.split_seed, data.assignment, facts, hist)
+
+
+def _fit(model, data: TrainingData, epochs: int, batch_size: int, lr: float,
          patience: int, verbose: int) -> dict[str, list[float]]:
-    """``model.fit`` with the cosine schedule and early stopping on validation MAE; the history as floats."""
-    callbacks = [
-        keras.callbacks.LearningRateScheduler(lambda epoch: cosine_learning_rate(epoch, epochs, lr)),
-        # Model choice on the validation split by the challenge's own measure (MAE), whatever the loss.
-        keras.callbacks.EarlyStopping(monitor="val_mae", mode="min", patience=patience, restore_best_weights=True),
-    ]
+    """``model.fit`` with ``fit_callbacks``; the history as floats."""
+    callbacks = fit_callbacks(epochs, lr, patience)
     if verbose:
         callbacks.append(EpochLine(epochs))
-    with warnings.catch_warnings():
-        # The streamed datasets have no known length (damaged files are skipped as met), so
-        # Keras warns at the end of the first epoch that the input "ran out of data": expected.
-        warnings.filterwarnings("ignore", message=".*ran out of data.*")
-        history = model.fit(dataset_from_source(train_src, batch_size),
-                            validation_data=dataset_from_source(val_src, batch_size),
-                            epochs=epochs, callbacks=callbacks, shuffle=False, verbose=0)
+    history = model.fit(dataset_from_source(data.train, batch_size),
+                        validation_data=dataset_from_source(data.validation, batch_size),
+                        epochs=epochs, callbacks=callbacks, shuffle=False, verbose=0)
     return {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
 

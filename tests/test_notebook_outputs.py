@@ -104,3 +104,45 @@ def test_the_checkouts_own_folder_is_a_machine_path():
 def test_shown_paths_are_relative_to_the_repository(tmp_path):
     assert S.shown(S.data_dir() / "demo") == "data/demo"
     assert S.shown(tmp_path) == str(tmp_path)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_committed_notebooks_carry_the_kernel_metadata_jupyterlab_writes(path):
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+    assert {"version", "codemirror_mode", "pygments_lexer"} <= set(nb["metadata"]["language_info"])
+    timed = [i for i, c in enumerate(nb["cells"]) if "execution" in c.get("metadata", {})]
+    assert timed == [], f"{path.name}: cells {timed} hold timing metadata; re-execute with `python -m helpers notebooks`"
+
+
+def test_an_executed_notebook_gets_the_kernels_metadata_and_no_timings(tmp_path):
+    import platform
+
+    path = tmp_path / "01_tiny.ipynb"
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"display_name": "Python 3", "name": "python3"}})
+    nb.cells = [nbformat.v4.new_code_cell("print(6 * 7)", metadata={"execution": {"iopub.status.busy": "then"}})]
+    nbformat.write(nb, path)
+    run = N.execute_notebook(path, timeout=120)
+    done = json.loads(path.read_text(encoding="utf-8"))
+    assert run.problems == [] and done["cells"][0]["outputs"][0]["text"] == ["42\n"]
+    assert done["metadata"]["language_info"]["version"] == platform.python_version()
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    assert done["metadata"]["kernelspec"]["display_name"] == KernelSpecManager().get_kernel_spec("python3").display_name
+    assert "execution" not in done["cells"][0]["metadata"]
+
+
+#: The series' prose budget: words of Markdown in all numbered notebooks, and in any one.
+WORD_BUDGET, NOTEBOOK_WORD_BUDGET = 11_000, 1_800
+
+
+def markdown_words(path) -> int:
+    """Whitespace-separated words in a notebook's Markdown cells."""
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    return sum(len("".join(c["source"]).split()) for c in cells if c["cell_type"] == "markdown")
+
+
+def test_the_series_keeps_its_word_budget():
+    words = {p.name: markdown_words(p) for p in NOTEBOOKS}
+    assert sum(words.values()) <= WORD_BUDGET, words
+    assert max(words.values()) <= NOTEBOOK_WORD_BUDGET, words

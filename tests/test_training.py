@@ -594,3 +594,59 @@ def test_predict_feeds_one_batch_shape_and_keeps_each_clips_answer(clips):
     assert set(model.sizes) <= {Tr.PREDICT_CHUNK}  # one shape: Keras traces its predict step once
     expected = faces.reshape(clips, 4 * 6 * 6).mean(axis=1) + mask.sum(axis=1)
     np.testing.assert_allclose(out[:, 0], expected, rtol=1e-6)
+
+
+# Notebook 05 writes the default model and its training out in cells (tagged below); these
+# tests run those cells and hold them to the helpers the command line uses.
+NOTEBOOK_05 = Path(__file__).resolve().parents[1] / "notebooks" / "05_model_training.ipynb"
+
+
+def _run_notebook_cells(tags: list[str], namespace: dict) -> dict:
+    cells = json.loads(NOTEBOOK_05.read_text(encoding="utf-8"))["cells"]
+    for tag in tags:
+        found = [c for c in cells if tag in c.get("metadata", {}).get("tags", [])]
+        assert len(found) == 1, f"{NOTEBOOK_05.name}: {len(found)} cells tagged {tag!r}, expected 1"
+        exec(compile("".join(found[0]["source"]), f"{NOTEBOOK_05.name}[{tag}]", "exec"), namespace)
+    return namespace
+
+
+def _architecture(model) -> list:
+    """Each layer's kind, name and configuration (nested models layer by layer)."""
+    import keras
+
+    rows = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Sequential):
+            rows.append(("Sequential", layer.name, _architecture(layer)))
+        else:
+            config = {k: v for k, v in layer.get_config().items() if k != "name"}
+            rows.append((type(layer).__name__, layer.name, json.dumps(config, sort_keys=True, default=str)))
+    return rows
+
+
+def test_notebook_05_builds_the_default_model_layer_by_layer():
+    import keras
+
+    from helpers.models import build_light_model
+
+    ns = _run_notebook_cells(["settings", "model"], {})
+    keras.utils.set_random_seed(ns["SEED"])
+    built = build_light_model(ns["LENGTH"], ns["SIZE"], compile=False)
+    assert _architecture(ns["light"]) == _architecture(built)
+    assert ns["light"].count_params() == built.count_params()
+    # Same seed, same layers in the same order: the same starting weights.
+    assert all(np.array_equal(a, b) for a, b in zip(ns["light"].get_weights(), built.get_weights()))
+
+
+def test_notebook_05_training_cells_give_the_metrics_train_gives(cache, tmp_path):
+    ns = _run_notebook_cells(["settings"], {})
+    ns.update(CACHE=cache, RUN=tmp_path / "by_hand", LENGTH=FRAMES, EPOCHS=2, BATCH_SIZE=4)
+    _run_notebook_cells(["model", "data", "fit", "save"], ns)
+    by_hand = ns["metrics"]
+    by_train = Tr.train(cache, tmp_path / "train", length=FRAMES, epochs=2, batch_size=4, seed=ns["SEED"],
+                        learning_rate=ns["LEARNING_RATE"], patience=ns["PATIENCE"], split_scheme="by-video")
+    for key in ("mean_mae", "mean_accuracy", "baseline_mean_mae", "epochs_run", "best_epoch", "params", "n_clips"):
+        assert by_hand[key] == pytest.approx(by_train[key], abs=1e-5), key
+    for trait in TRAITS:
+        assert by_hand["per_trait"][trait]["mae"] == pytest.approx(by_train["per_trait"][trait]["mae"], abs=1e-5)
+    assert Tr.read_run(ns["RUN"]).settings == Tr.read_run(tmp_path / "train").settings
