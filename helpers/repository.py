@@ -40,8 +40,8 @@ _CLOSING_MARK = "**Done? Shut this notebook's kernel down**"
 #: The last cell of every notebook (Markdown): Binder's 2 GB are shared by all open kernels.
 CLOSING_NOTE = (
     f"{_CLOSING_MARK} before you open the next one (JupyterLab and Binder: *Kernel > Shut Down Kernel*). "
-    "A kernel keeps all that its notebook loaded until it is shut down (from notebook 03 on, TensorFlow "
-    "alone holds about half a gigabyte), and on Binder every open kernel shares one 2 GB allowance: past it, Binder "
+    "A kernel keeps all that its notebook loaded until it is shut down (once it has imported TensorFlow, "
+    "about half a gigabyte for that alone), and on Binder every open kernel shares one 2 GB allowance: past it, Binder "
     "restarts them. Nothing is lost: what the next notebook needs from this one is saved in `data/`."
 )
 #: The last cell of the series' last notebook: there is no next one to open.
