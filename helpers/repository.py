@@ -39,10 +39,9 @@ _BADGE_MARK = "colab-badge.svg"
 _CLOSING_MARK = "**Done? Shut this notebook's kernel down**"
 #: The last cell of every notebook (Markdown): Binder's 2 GB are shared by all open kernels.
 CLOSING_NOTE = (
-    f"{_CLOSING_MARK} before you open the next one (JupyterLab and Binder: *Kernel > Shut Down Kernel*). "
-    "A kernel keeps all that its notebook loaded until it is shut down (once it has imported TensorFlow, "
-    "about half a gigabyte for that alone), and on Binder every open kernel shares one 2 GB allowance: past it, Binder "
-    "restarts them. Nothing is lost: what the next notebook needs from this one is saved in `data/`."
+    f"{_CLOSING_MARK} before you open the next one (*Kernel > Shut Down Kernel*): a kernel keeps what its "
+    "notebook loaded (with TensorFlow, about half a gigabyte), and on Binder all open kernels share 2 GB; past "
+    "that, Binder restarts them. What the next notebook needs from this one is saved in `data/`."
 )
 #: The last cell of the series' last notebook: there is no next one to open.
 LAST_CLOSING_NOTE = (
