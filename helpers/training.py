@@ -405,13 +405,16 @@ def save_run(run_dir: Path, model, history: dict[str, list[float]], data: Traini
     with staged_run(run_dir) as staging:
         recorded = {"model": model_name, "seed": seed, "batch_size": batch_size, "learning_rate": float(learning_rate),
                     "epochs": epochs, "patience": patience, "distribution": None, "train_seconds": train_seconds}
-        history = {k: [float(v) for v in vals] for k, vals in history.items()}
         return _score_and_write(staging, model, history, data, recorded)
 
 
-def _score_and_write(staging: Path, model, hist: dict[str, list[float]], data: TrainingData,
+def _score_and_write(staging: Path, model, history: dict[str, list], data: TrainingData,
                      recorded: dict[str, Any]) -> dict[str, Any]:
-    """Predict validation and test, build ``metrics.json``'s figures, save model and run files into ``staging``."""
+    """Predict validation and test, build ``metrics.json``'s figures, save model and run files into ``staging``.
+
+    ``history``: Keras' ``History.history``, written as plain floats.
+    """
+    hist = {k: [float(v) for v in vals] for k, vals in history.items()}
     usable_train = data.train.usable
     if not usable_train:
         raise ValueError(f"every training file of {data.cache_dir} failed to load: {sorted(data.train.skipped)}")
@@ -446,15 +449,15 @@ def _score_and_write(staging: Path, model, hist: dict[str, list[float]], data: T
 
 
 def _fit(model, data: TrainingData, epochs: int, batch_size: int, lr: float,
-         patience: int, verbose: int) -> dict[str, list[float]]:
-    """``model.fit`` with ``fit_callbacks``; the history as floats."""
+         patience: int, verbose: int) -> dict[str, list]:
+    """``model.fit`` with ``fit_callbacks``; Keras' history dict."""
     callbacks = fit_callbacks(epochs, lr, patience)
     if verbose:
         callbacks.append(EpochLine(epochs))
     history = model.fit(dataset_from_source(data.train, batch_size),
                         validation_data=dataset_from_source(data.validation, batch_size),
                         epochs=epochs, callbacks=callbacks, shuffle=False, verbose=0)
-    return {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    return history.history
 
 
 _RUN_CACHE: dict[tuple, Run] = {}
